@@ -1,0 +1,1 @@
+"""The OCI Distribution / Docker Registry HTTP API v2."""

@@ -1,0 +1,20 @@
+"""What the /v2 handlers need, built once by app.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockyard.api.distribution.access import Gate
+from dockyard.config import Settings
+from dockyard.registry.blobs import BlobService
+from dockyard.registry.manifests import ManifestService
+from dockyard.registry.uploads import UploadService
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryContext:
+    settings: Settings
+    gate: Gate
+    blobs: BlobService
+    uploads: UploadService
+    manifests: ManifestService

@@ -1,0 +1,83 @@
+"""Lists: GET /v2/ (the base), /v2/<name>/tags/list, /v2/_catalog and /v2/<name>/referrers/<digest>."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.api.distribution.context import RegistryContext
+from dockyard.api.distribution.errors import API_VERSION
+from dockyard.api.threads import run_sync
+from dockyard.auth.service import Caller
+from dockyard.core.errors import PaginationNumberInvalid, Unauthorized
+from dockyard.core.manifest import OCI_INDEX
+from dockyard.api.distribution.access import AccessError
+
+CATALOG_DEFAULT_PAGE = 1000
+
+
+def _page_params(request: Request, limit: int) -> tuple[int | None, str | None]:
+    n_text = request.query_params.get("n")
+    last = request.query_params.get("last") or None
+    if n_text is None or n_text == "":
+        return None, last
+    try:
+        n = int(n_text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise PaginationNumberInvalid(f"invalid page size n={n_text[:20]!r}: expected a non-negative integer")
+    return min(n, limit), last
+
+
+def _json(data: object, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data).encode(), media_type="application/json", headers={**API_VERSION, **(headers or {})})
+
+
+def _next_link(path: str, n: int, last: str) -> dict[str, str]:
+    return {"Link": f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'}
+
+
+async def base(ctx: RegistryContext, request: Request, caller: Caller, _name: str, _ref: str) -> Response:
+    if caller.username is None and caller.token is None:
+        raise AccessError(Unauthorized("authentication required"), ctx.gate.challenge(request, None))
+    return _json({})
+
+
+async def tags_list(ctx: RegistryContext, request: Request, caller: Caller, name: str, _: str) -> Response:
+    ctx.gate.require(request, caller, "repository", name, ("pull",))
+    n, last = _page_params(request, ctx.settings.limits.page_size_max)
+    fetch = None if n is None else n + 1
+    found = await run_sync(ctx.manifests.tags, name, last, fetch)
+    headers: dict[str, str] = {}
+    if n is not None and len(found) > n:
+        found = found[:n]
+        if found:
+            headers = _next_link(f"/v2/{name}/tags/list", n, found[-1])
+    return _json({"name": name, "tags": found}, headers)
+
+
+async def catalog(ctx: RegistryContext, request: Request, caller: Caller, _name: str, _ref: str) -> Response:
+    ctx.gate.require(request, caller, "registry", "catalog", ("*",))
+    n, last = _page_params(request, ctx.settings.limits.page_size_max)
+    n = CATALOG_DEFAULT_PAGE if n is None else n
+    found = await run_sync(ctx.manifests.content.catalog, last, n + 1)
+    headers: dict[str, str] = {}
+    if len(found) > n:
+        found = found[:n]
+        if found:
+            headers = _next_link("/v2/_catalog", n, found[-1])
+    return _json({"repositories": found}, headers)
+
+
+async def referrers(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:
+    ctx.gate.require(request, caller, "repository", name, ("pull",))
+    artifact_type = request.query_params.get("artifactType") or None
+    body = await run_sync(ctx.manifests.referrers, name, digest, artifact_type)
+    headers = {**API_VERSION}
+    if artifact_type:
+        headers["OCI-Filters-Applied"] = "artifactType"
+    return Response(body, media_type=OCI_INDEX, headers=headers)

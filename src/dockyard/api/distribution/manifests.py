@@ -1,0 +1,61 @@
+"""GET, HEAD, PUT and DELETE /v2/<name>/manifests/<reference>."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.api.distribution.context import RegistryContext
+from dockyard.api.distribution.errors import API_VERSION
+from dockyard.api.distribution.uploads import content_length
+from dockyard.api.threads import run_sync
+from dockyard.auth.service import Caller
+from dockyard.core.errors import ManifestTooLarge, ManifestUnknown
+from dockyard.core.manifest import accepts
+
+
+def manifest_response(method: str, digest: str, media_type: str, content: bytes) -> Response:
+    headers = {
+        **API_VERSION,
+        "Docker-Content-Digest": digest,
+        "ETag": f'"{digest}"',
+        "Content-Length": str(len(content)),
+    }
+    return Response(b"" if method == "HEAD" else content, headers=headers, media_type=media_type)
+
+
+async def get_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
+    ctx.gate.require(request, caller, "repository", name, ("pull",))
+    manifest = await run_sync(ctx.manifests.get, name, reference)
+    # Go clients send one Accept header per media type: read them all.
+    if not accepts(", ".join(request.headers.getlist("accept")), manifest.media_type):
+        raise ManifestUnknown(f"manifest {reference} is a {manifest.media_type}, which the client does not accept")
+    return manifest_response(request.method, manifest.digest, manifest.media_type, manifest.content)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    length = content_length(request)
+    if length is not None and length > limit:
+        raise ManifestTooLarge(f"manifest is {length} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ManifestTooLarge(f"manifest is over the {limit}-byte limit")
+    return bytes(body)
+
+
+async def put_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
+    ctx.gate.require(request, caller, "repository", name, ("pull", "push"))
+    data = await _read_limited(request, ctx.settings.limits.manifest_max_bytes)
+    digest, subject = await run_sync(ctx.manifests.put, name, reference, data, request.headers.get("content-type"))
+    headers = {**API_VERSION, "Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"}
+    if subject:
+        headers["OCI-Subject"] = subject
+    return Response(status_code=201, headers=headers)
+
+
+async def delete_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
+    ctx.gate.require(request, caller, "repository", name, ("delete",))
+    await run_sync(ctx.manifests.delete, name, reference)
+    return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})

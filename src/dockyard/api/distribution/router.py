@@ -1,0 +1,104 @@
+"""The /v2 router: one ASGI app that parses the path, identifies the caller and calls a handler.
+
+Repository names contain slashes, so routes are matched from the end of the path. The name is
+validated before anything else, so no handler ever sees a name outside the spec's grammar.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from dockyard.api.distribution import blobs, listing, manifests, uploads
+from dockyard.api.distribution.access import AccessError
+from dockyard.api.distribution.context import RegistryContext
+from dockyard.api.distribution.errors import API_VERSION, error_body, error_response
+from dockyard.auth.service import Caller
+from dockyard.core.errors import RangeInvalid, RegistryError
+from dockyard.core.names import validate_name
+
+log = logging.getLogger("dockyard.api")
+
+Handler = Callable[[RegistryContext, Request, Caller, str, str], Awaitable[Response]]
+
+# (pattern, {method: handler}); the first match wins, so uploads come before blobs.
+_NAME = r"(?P<name>.+?)"
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (re.compile(r"^/v2/?$"), {"GET": listing.base, "HEAD": listing.base}),
+    (re.compile(r"^/v2/_catalog$"), {"GET": listing.catalog}),
+    (re.compile(rf"^/v2/{_NAME}/manifests/(?P<ref>[^/]+)$"),
+     {"GET": manifests.get_manifest, "HEAD": manifests.get_manifest, "PUT": manifests.put_manifest,
+      "DELETE": manifests.delete_manifest}),
+    (re.compile(rf"^/v2/{_NAME}/blobs/uploads/?$"), {"POST": uploads.start_upload}),
+    (re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<ref>[^/]+)$"),
+     {"PATCH": uploads.patch_upload, "PUT": uploads.finish_upload, "GET": uploads.upload_status,
+      "DELETE": uploads.cancel_upload}),
+    (re.compile(rf"^/v2/{_NAME}/blobs/(?P<ref>[^/]+)$"),
+     {"GET": blobs.get_blob, "HEAD": blobs.get_blob, "DELETE": blobs.delete_blob}),
+    (re.compile(rf"^/v2/{_NAME}/tags/list$"), {"GET": listing.tags_list}),
+    (re.compile(rf"^/v2/{_NAME}/referrers/(?P<ref>[^/]+)$"), {"GET": listing.referrers}),
+]
+
+
+def _plain_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(error_body(code, message), status_code=status, media_type="application/json",
+                    headers={**API_VERSION, **(headers or {})})
+
+
+class RegistryAPI:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self.ctx = ctx
+
+    def match(self, path: str) -> tuple[dict[str, Handler], str, str] | None:
+        for pattern, methods in ROUTES:
+            m = pattern.match(path)
+            if m:
+                groups = m.groupdict()
+                return methods, groups.get("name") or "", groups.get("ref") or ""
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self.handle(request)
+        except ClientDisconnect:
+            return
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        path = request.scope["path"]
+        found = self.match(path)
+        if found is None:
+            return _plain_error(404, "NOT_FOUND", f"no such endpoint: {path[:200]}")
+        methods, name, ref = found
+        handler = methods.get(request.method)
+        if handler is None:
+            return _plain_error(405, "UNSUPPORTED", f"{request.method} is not allowed here",
+                                {"Allow": ", ".join(sorted(methods))})
+        try:
+            if name:
+                validate_name(name)
+            caller = await self.ctx.gate.caller(request)
+            return await handler(self.ctx, request, caller, name, ref)
+        except AccessError as exc:
+            headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+            return error_response(exc.error, headers)
+        except RangeInvalid as exc:
+            headers = {}
+            if isinstance(exc.detail, dict) and "offset" in exc.detail:
+                offset = int(exc.detail["offset"])
+                headers = {"Location": f"/v2/{name}/blobs/uploads/{ref}", "Range": f"0-{max(offset - 1, 0)}",
+                           "Docker-Upload-UUID": ref}
+            return error_response(exc, headers)
+        except RegistryError as exc:
+            return error_response(exc)
+        except ClientDisconnect:
+            raise
+        except Exception:
+            log.exception("internal error on %s %s", request.method, path[:200])
+            return _plain_error(500, "UNKNOWN", "internal server error")

@@ -1,0 +1,85 @@
+"""The token endpoint (the realm of the Bearer challenge): GET with Basic credentials, and POST
+with the OAuth2 password and refresh-token grants that containerd uses."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.api.threads import run_sync
+from dockyard.auth.service import AuthService
+from dockyard.core.scopes import parse_scopes
+from dockyard.meta.users import User
+
+
+def _json(data: dict[str, object], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data).encode(), status_code=status, media_type="application/json",
+                    headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _unauthorized(message: str) -> Response:
+    return _json({"errors": [{"code": "UNAUTHORIZED", "message": message}], "error": "invalid_grant",
+                  "error_description": message}, 401, {"WWW-Authenticate": 'Basic realm="dockyard"'})
+
+
+class TokenEndpoint:
+    def __init__(self, auth: AuthService, service: str) -> None:
+        self.auth = auth
+        self.service = service
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.post(request)
+        return await self.get(request)
+
+    def _answer(self, user: User | None, scopes: list[str], offline: bool) -> Response:
+        token, ttl, _ = self.auth.issue(user, parse_scopes(scopes))
+        body: dict[str, object] = {"token": token, "access_token": token, "expires_in": ttl,
+                                   "issued_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+        if offline and user is not None:
+            body["refresh_token"] = self.auth.tokens.issue_refresh(user.username)
+        return _json(body)
+
+    async def get(self, request: Request) -> Response:
+        params = request.query_params
+        user: User | None = None
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                username, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return _unauthorized("malformed Basic credentials")
+            user = await run_sync(self.auth.check_password, username, password)
+            if user is None:
+                return _unauthorized("invalid username or password")
+        elif header.lower().startswith("bearer "):
+            # A refresh token presented as a bearer credential (Docker's identity-token flow).
+            user = await run_sync(self.auth.user_from_refresh, header[7:].strip())
+            if user is None:
+                return _unauthorized("invalid or expired refresh token")
+        return await run_sync(self._answer, user, params.getlist("scope"), params.get("offline_token") == "true")
+
+    async def post(self, request: Request) -> Response:
+        try:
+            form = await request.form(max_files=0, max_fields=50)
+        except Exception:
+            return _json({"error": "invalid_request", "error_description": "expected a form body"}, 400)
+        grant = str(form.get("grant_type") or "")
+        scopes = [str(s) for s in form.getlist("scope")]
+        if grant == "password":
+            user = await run_sync(self.auth.check_password, str(form.get("username") or ""), str(form.get("password") or ""))
+            if user is None:
+                return _unauthorized("invalid username or password")
+        elif grant == "refresh_token":
+            user = await run_sync(self.auth.user_from_refresh, str(form.get("refresh_token") or ""))
+            if user is None:
+                return _unauthorized("invalid or expired refresh token")
+        else:
+            return _json({"error": "unsupported_grant_type", "error_description": f"grant_type {grant[:40]!r} is not supported"}, 400)
+        offline = str(form.get("access_type") or "") == "offline" or grant == "password"
+        return await run_sync(self._answer, user, scopes, offline)

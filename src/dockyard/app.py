@@ -1,0 +1,155 @@
+"""The composition root: Settings in, a ready ASGI application out. The only place that picks
+implementations and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from dockyard import __version__
+from dockyard.api.distribution.access import Gate
+from dockyard.api.distribution.context import RegistryContext
+from dockyard.api.distribution.router import RegistryAPI
+from dockyard.api.token import TokenEndpoint
+from dockyard.auth.service import AuthService
+from dockyard.auth.tokens import TokenService, load_or_create_key
+from dockyard.config import Settings
+from dockyard.meta.content import ContentStore
+from dockyard.meta.db import Database
+from dockyard.meta.uploads import UploadStore
+from dockyard.meta.users import UserStore
+from dockyard.registry.blobs import BlobService
+from dockyard.registry.gc import GarbageCollector
+from dockyard.registry.manifests import ManifestService
+from dockyard.registry.uploads import UploadService
+from dockyard.storage.fs import FsBlobStore, StagingArea
+
+log = logging.getLogger("dockyard")
+
+BLOB_STORES = {"fs": FsBlobStore}
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    users: UserStore
+    content: ContentStore
+    auth: AuthService
+    blobs: BlobService
+    uploads: UploadService
+    manifests: ManifestService
+    gc: GarbageCollector
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(settings.database_url, settings.database.pool_size)
+    store = BLOB_STORES[settings.storage.driver](settings.blob_root, fsync=settings.storage.fsync)
+    staging = StagingArea(settings.upload_root)
+    users = UserStore(db)
+    content = ContentStore(db)
+    tokens = TokenService(load_or_create_key(settings.key_path), settings.auth.issuer, settings.auth.service,
+                          settings.auth.token_ttl_seconds, settings.auth.refresh_ttl_seconds)
+    # Process-local caches are exact only when this process sees every write.
+    single_process = settings.server.workers == 1
+    uploads = UploadService(UploadStore(db), content, staging, store, settings.storage.fsync)
+    return Services(
+        settings=settings,
+        db=db,
+        users=users,
+        content=content,
+        auth=AuthService(users, tokens),
+        blobs=BlobService(content, store),
+        uploads=uploads,
+        manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
+        gc=GarbageCollector(db, store, settings.gc, lambda: uploads.purge(settings.uploads.purge_after_seconds)),
+    )
+
+
+async def _periodic(name: str, interval: int, fn: object) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, fn)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("background job %s failed", name)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> "DockyardApp":
+    services = services or build_services(settings)
+    ctx = RegistryContext(
+        settings=settings,
+        gate=Gate(services.auth, settings.auth, settings.server.public_url),
+        blobs=services.blobs,
+        uploads=services.uploads,
+        manifests=services.manifests,
+    )
+    token = TokenEndpoint(services.auth, settings.auth.service)
+
+    async def index(_: Request) -> Response:
+        return PlainTextResponse(f"Dockyard {__version__}: container image registry. API at /v2/.\n")
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        jobs = []
+        uploads = settings.uploads
+        purge = lambda: services.uploads.purge(uploads.purge_after_seconds)  # noqa: E731
+        await asyncio.get_running_loop().run_in_executor(None, purge)
+        if uploads.purge_interval_seconds:
+            jobs.append(asyncio.create_task(_periodic("upload purge", uploads.purge_interval_seconds, purge)))
+        if settings.gc.interval_seconds:
+            jobs.append(asyncio.create_task(_periodic("gc", settings.gc.interval_seconds, services.gc.run)))
+        try:
+            yield
+        finally:
+            for job in jobs:
+                job.cancel()
+
+    web = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/healthz", health),
+            Route("/auth/token", token.handle, methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    return DockyardApp(RegistryAPI(ctx), web, services)
+
+
+class DockyardApp:
+    """Sends /v2 straight to the registry router (the hot path: no middleware stack) and
+    everything else to the Starlette app."""
+
+    def __init__(self, registry: RegistryAPI, web: Starlette, services: Services) -> None:
+        self.registry = registry
+        self.web = web
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v2"):
+            await self.registry(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+
+def app_from_environment() -> DockyardApp:
+    """Factory for worker processes: `dockyard serve` passes the resolved settings in the environment."""
+    import os
+
+    from dockyard.config import settings_from_json
+
+    settings = settings_from_json(os.environ["DOCKYARD_RESOLVED_SETTINGS"])
+    logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings)

@@ -1,0 +1,139 @@
+"""Docker registry tokens: ES256-signed JWTs with an `access` claim, as Docker Hub and
+distribution issue them, and refresh tokens for the OAuth2 refresh-token grant.
+
+The signing key (EC P-256) is made on first start and kept at DATA/keys/token-signing.pem.
+Verified access tokens are cached by their exact text until they expire, so a client sending
+the same token on every request pays for one signature check.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from dockyard.core.scopes import Scope
+
+
+def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{path} is not an EC private key")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return key
+
+
+def _key_id(key: ec.EllipticCurvePrivateKey) -> str:
+    # RFC 7638 JWK thumbprint of the public key.
+    nums = key.public_key().public_numbers()
+    b64 = lambda n: base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()  # noqa: E731
+    jwk = json.dumps({"crv": "P-256", "kty": "EC", "x": b64(nums.x), "y": b64(nums.y)}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(jwk.encode()).digest()).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    subject: str
+    access: frozenset[tuple[str, str, str]]  # (type, name, action)
+    expires_at: float
+
+    def allows(self, type_: str, name: str, action: str) -> bool:
+        return (type_, name, action) in self.access or (type_, name, "*") in self.access
+
+
+class InvalidToken(Exception):
+    pass
+
+
+class TokenService:
+    def __init__(self, key: ec.EllipticCurvePrivateKey, issuer: str, service: str, ttl: int, refresh_ttl: int) -> None:
+        self._key = key
+        self._public = key.public_key()
+        self.kid = _key_id(key)
+        self.issuer = issuer
+        self.service = service
+        self.ttl = ttl
+        self.refresh_ttl = refresh_ttl
+        self._cache: dict[str, AccessToken] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, subject: str, access: list[Scope]) -> tuple[str, int]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + self.ttl,
+            "jti": secrets.token_hex(16),
+            "access": [s.as_claim() for s in access],
+        }
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid}), self.ttl
+
+    def issue_refresh(self, subject: str) -> str:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "iat": now, "exp": now + self.refresh_ttl,
+                  "jti": secrets.token_hex(16), "typ": "refresh"}
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(token, self._public, algorithms=["ES256"], audience=self.service, issuer=self.issuer,
+                              options={"require": ["exp", "iat", "sub"]}, leeway=5)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from None
+
+    def verify(self, token: str) -> AccessToken:
+        """Verify an access token; raises InvalidToken (bad signature, expired, wrong audience…)."""
+        cached = self._cache.get(token)
+        now = time.time()
+        if cached is not None:
+            if cached.expires_at > now:
+                return cached
+            with self._lock:
+                self._cache.pop(token, None)
+            raise InvalidToken("token expired")
+        claims = self._decode(token)
+        if claims.get("typ") == "refresh":
+            raise InvalidToken("a refresh token is not an access token")
+        access: set[tuple[str, str, str]] = set()
+        for entry in claims.get("access") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("actions"), list):
+                for action in entry["actions"]:
+                    access.add((str(entry.get("type")), str(entry.get("name")), str(action)))
+        result = AccessToken(subject=str(claims["sub"]), access=frozenset(access), expires_at=float(claims["exp"]))
+        with self._lock:
+            if len(self._cache) > 50000:
+                self._cache = {t: a for t, a in self._cache.items() if a.expires_at > now}
+            self._cache[token] = result
+        return result
+
+    def verify_refresh(self, token: str) -> str:
+        """Return the subject of a valid refresh token; raises InvalidToken."""
+        claims = self._decode(token)
+        if claims.get("typ") != "refresh":
+            raise InvalidToken("not a refresh token")
+        return str(claims["sub"])

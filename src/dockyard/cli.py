@@ -1,0 +1,236 @@
+"""The `dockyard` command: serve, check-config, migrate, user, gc."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from dockyard import __version__
+from dockyard.config import Settings, load_settings, settings_to_json
+
+ENV_RESOLVED = "DOCKYARD_RESOLVED_SETTINGS"
+
+
+def _load(ctx: click.Context, **overrides: Any) -> Settings:
+    config = ctx.obj.get("config")
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return load_settings(config, **flags)
+    except ValidationError as exc:
+        raise click.ClickException(_explain(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting (check the spelling; see the README's settings table)"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def _services(settings: Settings) -> Any:
+    from dockyard.app import build_services
+    from dockyard.meta.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    services = build_services(settings)
+    upgrade(services.db)
+    return services
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "-c", type=click.Path(path_type=Path, dir_okay=False), envvar="DOCKYARD_CONFIG",
+              help="YAML config file (settings: see README). Environment: DOCKYARD_CONFIG.")
+@click.version_option(__version__, prog_name="dockyard")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None) -> None:
+    """Dockyard: a self-hosted OCI / Docker container image registry."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@main.command()
+@click.option("--listen", help="HOST:PORT to listen on [default: 127.0.0.1:5000].")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), help="Data directory [default: ./data].")
+@click.pass_context
+def serve(ctx: click.Context, listen: str | None, data_dir: Path | None) -> None:
+    """Run the registry (migrates the database and creates the admin user on first start)."""
+    overrides: dict[str, Any] = {"data_dir": data_dir}
+    if listen:
+        overrides["server"] = {**_load(ctx).server.model_dump(), "listen": listen}
+    settings = _load(ctx, **overrides)
+    logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    services = _services(settings)
+    _bootstrap_admin(settings, services)
+    services.db.dispose()
+    worker_settings = settings.model_copy(update={"admin_password": None})
+    os.environ[ENV_RESOLVED] = settings_to_json(worker_settings)
+    click.echo(f"Dockyard {__version__} listening on http://{settings.server.listen} (data: {settings.data_dir.resolve()})", err=True)
+    _run_server(settings)
+
+
+def _bootstrap_admin(settings: Settings, services: Any) -> None:
+    from dockyard.auth.passwords import hash_password
+
+    if services.users.count() > 0:
+        return
+    given = settings.admin_password.get_secret_value() if settings.admin_password else None
+    password = given or secrets.token_urlsafe(18)
+    services.users.create("admin", hash_password(password), is_admin=True)
+    if given:
+        click.echo("Created user 'admin' with the password from DOCKYARD_ADMIN_PASSWORD.", err=True)
+    else:
+        click.echo(f"Created user 'admin' with password: {password}\n(shown once; change it with `dockyard user passwd admin`)", err=True)
+
+
+def _run_server(settings: Settings) -> None:
+    server = settings.server
+    target = "dockyard.app:app_from_environment"
+    if server.engine == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(target, factory=True, host=server.host, port=server.port, workers=server.workers,
+                    loop="uvloop", http="httptools", access_log=server.access_log, log_level=server.log_level,
+                    lifespan="on")
+        return
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.log import LogLevels
+
+    Granian(target, factory=True, address=server.host, port=server.port, interface=Interfaces.ASGI,
+            workers=server.workers, loop=Loops.uvloop, http=HTTPModes.http1, websockets=False,
+            log_access=server.access_log, log_level=LogLevels(server.log_level), workers_kill_timeout=30).serve()
+
+
+@main.command("check-config")
+@click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def check_config(ctx: click.Context, file: Path | None) -> None:
+    """Validate a config file (and the DOCKYARD_* environment) and explain any mistake."""
+    if file is not None:
+        ctx.obj["config"] = file
+    settings = _load(ctx)
+    shown = settings.model_dump(mode="json")
+    if shown.get("admin_password"):
+        shown["admin_password"] = "***"
+    click.echo("configuration is valid:")
+    click.echo(json.dumps(shown, indent=2))
+
+
+@main.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def migrate(ctx: click.Context, data_dir: Path | None) -> None:
+    """Create or upgrade the database schema."""
+    _services(_load(ctx, data_dir=data_dir))
+    click.echo("database is up to date")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+def _password(prompt: bool, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def user_add(ctx: click.Context, username: str, admin: bool, password_stdin: bool, data_dir: Path | None) -> None:
+    """Create a user."""
+    from dockyard.auth.passwords import hash_password
+
+    services = _services(_load(ctx, data_dir=data_dir))
+    if services.users.get(username):
+        raise click.ClickException(f"user {username!r} already exists")
+    password = _password(True, password_stdin)
+    if len(password) < 8:
+        raise click.ClickException("passwords need at least 8 characters")
+    services.users.create(username, hash_password(password), is_admin=admin)
+    click.echo(f"created user {username}")
+
+
+@user.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def user_passwd(ctx: click.Context, username: str, password_stdin: bool, data_dir: Path | None) -> None:
+    """Set a user's password."""
+    from dockyard.auth.passwords import hash_password
+
+    services = _services(_load(ctx, data_dir=data_dir))
+    password = _password(True, password_stdin)
+    if len(password) < 8:
+        raise click.ClickException("passwords need at least 8 characters")
+    if not services.users.set_password(username, hash_password(password)):
+        raise click.ClickException(f"no user {username!r}")
+    click.echo(f"password of {username} changed")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def user_list(ctx: click.Context, as_json: bool, data_dir: Path | None) -> None:
+    """List users."""
+    services = _services(_load(ctx, data_dir=data_dir))
+    rows = [{"username": u.username, "admin": u.is_admin, "disabled": u.disabled, "created_at": u.created_at.isoformat()}
+            for u in services.users.list()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'USERNAME':<24} {'ADMIN':<6} {'DISABLED':<9} CREATED")
+    for r in rows:
+        click.echo(f"{r['username']:<24} {str(r['admin']).lower():<6} {str(r['disabled']).lower():<9} {r['created_at']}")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; change nothing.")
+@click.option("--delete-untagged/--keep-untagged", default=None, help="Also remove manifests nothing keeps [default: gc.delete_untagged].")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, delete_untagged: bool | None, data_dir: Path | None) -> None:
+    """Remove unreferenced blobs (and untagged manifests) and stale uploads, while the registry runs."""
+    from tqdm import tqdm
+
+    services = _services(_load(ctx, data_dir=data_dir))
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, n: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[stage] = tqdm(desc=f"checking {stage}", unit=" item", file=sys.stderr, leave=True)
+        bar.update(n)
+
+    report = services.gc.run(dry_run=dry_run, delete_untagged=delete_untagged, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    click.echo(report.summary())
+
+
+if __name__ == "__main__":
+    main()

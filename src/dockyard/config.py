@@ -1,0 +1,164 @@
+"""One typed settings tree, read from (lowest to highest priority) defaults, a YAML config file,
+`DOCKYARD_*` environment variables (nested with `__`, e.g. `DOCKYARD_AUTH__TOKEN_TTL_SECONDS`)
+and command-line flags. Unknown keys are errors, so a typo never silently does nothing.
+`dockyard check-config` validates a file with this same code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    listen: str = Field("127.0.0.1:5000", description="Address and port to listen on (HOST:PORT).")
+    engine: Literal["granian", "uvicorn"] = Field(
+        "granian", description="HTTP server: granian (default, serves blobs from Rust without copying through Python) or uvicorn."
+    )
+    workers: int = Field(1, ge=1, le=64, description="Worker processes. Keep 1 with SQLite.")
+    public_url: str | None = Field(
+        None, description="Base URL clients use to reach this registry (e.g. https://registry.example.com). "
+        "Default: taken from each request's Host header."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    access_log: bool = Field(False, description="Log every request.")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT such as 127.0.0.1:5000, got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class DatabaseSettings(_Section):
+    url: str | None = Field(
+        None, description="SQLAlchemy URL. Default: SQLite at DATA/dockyard.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db."
+    )
+    pool_size: int = Field(10, ge=1, description="Connections kept open (PostgreSQL).")
+
+
+class StorageSettings(_Section):
+    driver: Literal["fs"] = Field("fs", description="Blob store: fs (local disk).")
+    root: Path | None = Field(None, description="Blob store directory. Default: DATA/blobs.")
+    fsync: bool = Field(True, description="fsync blobs before they become visible (crash safety).")
+
+
+class AuthSettings(_Section):
+    service: str = Field("dockyard", description="Token service name (the `service` of the Bearer challenge).")
+    issuer: str = Field("dockyard", description="Issuer (`iss`) of the tokens this registry signs.")
+    realm: str | None = Field(None, description="Token endpoint URL in the challenge. Default: PUBLIC_URL/auth/token.")
+    token_ttl_seconds: int = Field(300, ge=30, le=86400, description="Lifetime of a registry access token.")
+    refresh_ttl_seconds: int = Field(30 * 86400, ge=60, description="Lifetime of an OAuth2 refresh token.")
+    basic_on_registry: bool = Field(True, description="Accept Basic credentials sent straight to /v2/.")
+
+
+class UploadSettings(_Section):
+    purge_after_seconds: int = Field(86400, ge=60, description="Abandoned upload sessions older than this are purged.")
+    purge_interval_seconds: int = Field(3600, ge=0, description="How often to purge them (0: never in the background).")
+    chunk_min_length: int = Field(0, ge=0, description="OCI-Chunk-Min-Length advertised to clients (0: none).")
+
+
+class GcSettings(_Section):
+    interval_seconds: int = Field(86400, ge=0, description="Background garbage collection period (0: off).")
+    delete_untagged: bool = Field(False, description="Also remove manifests that no tag, index or subject keeps.")
+    grace_seconds: int = Field(3600, ge=0, description="Never remove blobs or manifests younger than this.")
+
+
+class LimitSettings(_Section):
+    manifest_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest manifest accepted.")
+    page_size_max: int = Field(10000, ge=1, description="Largest `n` for tags/list and _catalog.")
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Each section is documented in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(Path("./data"), description="Data directory: database, blobs, uploads, keys.")
+    admin_password: SecretStr | None = Field(
+        None, description="Password of the `admin` user created on first start (generated and printed if unset)."
+    )
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    auth: AuthSettings = AuthSettings()
+    uploads: UploadSettings = UploadSettings()
+    gc: GcSettings = GcSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{(self.data_dir / 'dockyard.db').resolve()}"
+
+    @property
+    def blob_root(self) -> Path:
+        return (self.storage.root or self.data_dir / "blobs").resolve()
+
+    @property
+    def upload_root(self) -> Path:
+        return (self.data_dir / "uploads").resolve()
+
+    @property
+    def key_path(self) -> Path:
+        return (self.data_dir / "keys" / "token-signing.pem").resolve()
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from defaults < config file < environment < `overrides` (CLI flags).
+
+    Raises pydantic.ValidationError (or OSError / yaml.YAMLError for an unreadable file).
+    """
+    if config_file is not None and not Path(config_file).is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_file})
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(YamlConfigSettingsSource(settings_cls))
+            return tuple(sources)
+
+    loaded = _FromFile(**overrides)
+    return Settings.model_validate(loaded.model_dump())
+
+
+def settings_to_json(settings: Settings) -> str:
+    """Serialise fully resolved settings (secrets included) for a worker process."""
+    data = settings.model_dump(mode="json")
+    if settings.admin_password is not None:
+        data["admin_password"] = settings.admin_password.get_secret_value()
+    import json
+
+    return json.dumps(data)
+
+
+def settings_from_json(text: str) -> Settings:
+    return Settings.model_validate_json(text)

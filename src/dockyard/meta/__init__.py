@@ -1,0 +1,1 @@
+"""Metadata: users, repositories, blobs, manifests, tags and upload sessions, in SQL."""

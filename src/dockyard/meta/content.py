@@ -1,0 +1,295 @@
+"""Repositories, blobs, manifests and tags: the metadata of what the registry holds.
+
+Every method is one transaction. Checks that must hold at commit time (a manifest's blobs
+exist; garbage collection never removes a blob a new manifest references) are made inside the
+same transaction as the write, so the database serialises them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, delete, exists, select, update
+from sqlalchemy.exc import IntegrityError
+
+from dockyard.core.errors import ManifestBlobUnknown
+from dockyard.core.manifest import ParsedManifest
+from dockyard.meta.db import Database, utcnow
+from dockyard.meta.sql import insert_ignore, upsert
+from dockyard.meta.tables import (
+    blobs,
+    manifest_blobs,
+    manifest_children,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    subject_digest: str | None
+    annotations: dict[str, str] | None
+    created_at: datetime
+
+
+def _record(row: object) -> ManifestRecord:
+    m = row._mapping  # type: ignore[attr-defined]
+    return ManifestRecord(
+        digest=m["digest"],
+        media_type=m["media_type"],
+        size=m["size"],
+        artifact_type=m["artifact_type"],
+        subject_digest=m["subject_digest"],
+        annotations=json.loads(m["annotations"]) if m["annotations"] else None,
+        created_at=m["created_at"],
+    )
+
+
+def _repo_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
+
+
+def _ensure_repo(conn: Connection, name: str) -> int:
+    repo_id = _repo_id(conn, name)
+    if repo_id is None:
+        insert_ignore(conn, repositories, {"name": name, "created_at": utcnow()})
+        repo_id = _repo_id(conn, name)
+    assert repo_id is not None
+    return repo_id
+
+
+class ContentStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- repositories -------------------------------------------------------------------------
+    def repository_exists(self, name: str) -> bool:
+        with self.db.read() as conn:
+            return _repo_id(conn, name) is not None
+
+    def catalog(self, last: str | None, n: int) -> list[str]:
+        q = select(repositories.c.name).order_by(repositories.c.name).limit(n)
+        if last:
+            q = q.where(repositories.c.name > last)
+        with self.db.read() as conn:
+            return list(conn.execute(q).scalars())
+
+    # -- blobs --------------------------------------------------------------------------------
+    def blob_size_in(self, repository: str, digest: str) -> int | None:
+        """Size of a blob readable through `repository`, or None."""
+        q = (
+            select(blobs.c.size)
+            .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
+            .join(repositories, repositories.c.id == repository_blobs.c.repository_id)
+            .where(repositories.c.name == repository, blobs.c.digest == digest)
+        )
+        with self.db.read() as conn:
+            return conn.execute(q).scalar()
+
+    def add_blob(self, repository: str, digest: str, size: int, place: Callable[[], None]) -> None:
+        """Record a blob and make it readable through `repository`; `place` puts its bytes in
+        the store inside the same transaction (after the row is locked), see BlobStore.place."""
+        now = utcnow()
+        with self.db.write() as conn:
+            repo_id = _ensure_repo(conn, repository)
+            insert_ignore(conn, blobs, {"digest": digest, "size": size, "created_at": now})
+            place()
+            upsert(conn, repository_blobs, {"repository_id": repo_id, "digest": digest, "linked_at": now},
+                   ["repository_id", "digest"], ["linked_at"])
+
+    def link_blob(self, repository: str, digest: str, source: str | None) -> bool:
+        """Cross-repository mount. With `source`, only from that repository; without, from any."""
+        with self.db.write() as conn:
+            if source is not None:
+                q = (
+                    select(repository_blobs.c.digest)
+                    .join(repositories, repositories.c.id == repository_blobs.c.repository_id)
+                    .where(repositories.c.name == source, repository_blobs.c.digest == digest)
+                )
+            else:
+                q = select(blobs.c.digest).where(blobs.c.digest == digest)
+            if conn.execute(q).first() is None:
+                return False
+            repo_id = _ensure_repo(conn, repository)
+            upsert(conn, repository_blobs, {"repository_id": repo_id, "digest": digest, "linked_at": utcnow()},
+                   ["repository_id", "digest"], ["linked_at"])
+            return True
+
+    def blob_repositories(self, digest: str) -> list[str]:
+        q = (
+            select(repositories.c.name)
+            .join(repository_blobs, repositories.c.id == repository_blobs.c.repository_id)
+            .where(repository_blobs.c.digest == digest)
+        )
+        with self.db.read() as conn:
+            return list(conn.execute(q).scalars())
+
+    def unlink_blob(self, repository: str, digest: str) -> bool:
+        with self.db.write() as conn:
+            repo_id = _repo_id(conn, repository)
+            if repo_id is None:
+                return False
+            res = conn.execute(
+                delete(repository_blobs).where(repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest)
+            )
+            return res.rowcount > 0
+
+    # -- manifests ------------------------------------------------------------------------------
+    def put_manifest(
+        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag: str | None, place: Callable[[], None]
+    ) -> None:
+        """Record a manifest and tag it; `place` stores its bytes inside the transaction.
+
+        Raises ManifestBlobUnknown when a referenced blob or child manifest is not in the repository.
+        """
+        try:
+            self._put_manifest(repository, digest, size, parsed, tag, place)
+        except IntegrityError:
+            # PostgreSQL: garbage collection removed a referenced blob between our check and our
+            # insert; the foreign key caught it. The client pushes the blob again.
+            raise ManifestBlobUnknown("a referenced blob was removed while the manifest was pushed; push it again") from None
+
+    def _put_manifest(
+        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag: str | None, place: Callable[[], None]
+    ) -> None:
+        now = utcnow()
+        with self.db.write() as conn:
+            repo_id = _ensure_repo(conn, repository)
+            needed = {d.digest for d in parsed.blob_references()}
+            if needed:
+                have = set(
+                    conn.execute(
+                        select(repository_blobs.c.digest).where(
+                            repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest.in_(needed)
+                        )
+                    ).scalars()
+                )
+                missing = sorted(needed - have)
+                if missing:
+                    raise ManifestBlobUnknown(f"blob {missing[0]} is not in repository {repository}", {"digest": missing[0]})
+            children = {d.digest for d in parsed.manifests}
+            if children:
+                have = set(
+                    conn.execute(
+                        select(manifests.c.digest).where(manifests.c.repository_id == repo_id, manifests.c.digest.in_(children))
+                    ).scalars()
+                )
+                missing = sorted(children - have)
+                if missing:
+                    raise ManifestBlobUnknown(
+                        f"manifest {missing[0]} is not in repository {repository}", {"digest": missing[0]}
+                    )
+            # The manifest's own bytes are a blob too (kind: self), so GC treats them uniformly.
+            insert_ignore(conn, blobs, {"digest": digest, "size": size, "created_at": now})
+            place()
+            inserted = insert_ignore(
+                conn,
+                manifests,
+                {
+                    "repository_id": repo_id,
+                    "digest": digest,
+                    "media_type": parsed.media_type,
+                    "size": size,
+                    "artifact_type": parsed.effective_artifact_type(),
+                    "subject_digest": parsed.subject.digest if parsed.subject else None,
+                    "annotations": json.dumps(parsed.annotations) if parsed.annotations else None,
+                    "created_at": now,
+                },
+            )
+            if inserted:
+                manifest_id = conn.execute(
+                    select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
+                ).scalar_one()
+                for blob_digest in needed | {digest}:
+                    insert_ignore(conn, manifest_blobs, {"manifest_id": manifest_id, "digest": blob_digest})
+                for child in children:
+                    insert_ignore(conn, manifest_children, {"manifest_id": manifest_id, "child_digest": child})
+            if tag is not None:
+                upsert(conn, tags, {"repository_id": repo_id, "name": tag, "manifest_digest": digest, "updated_at": now},
+                       ["repository_id", "name"], ["manifest_digest", "updated_at"])
+            conn.execute(update(repositories).where(repositories.c.id == repo_id).values(last_push_at=now))
+
+    def resolve_tag(self, repository: str, tag: str) -> str | None:
+        q = (
+            select(tags.c.manifest_digest)
+            .join(repositories, repositories.c.id == tags.c.repository_id)
+            .where(repositories.c.name == repository, tags.c.name == tag)
+        )
+        with self.db.read() as conn:
+            return conn.execute(q).scalar()
+
+    def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
+        q = (
+            select(manifests)
+            .join(repositories, repositories.c.id == manifests.c.repository_id)
+            .where(repositories.c.name == repository, manifests.c.digest == digest)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(q).first()
+        return _record(row) if row else None
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete a manifest by digest, and with it every tag that points to it."""
+        with self.db.write() as conn:
+            repo_id = _repo_id(conn, repository)
+            if repo_id is None:
+                return False
+            conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.manifest_digest == digest))
+            res = conn.execute(delete(manifests).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest))
+            return res.rowcount > 0
+
+    def delete_tag(self, repository: str, tag: str) -> bool:
+        with self.db.write() as conn:
+            repo_id = _repo_id(conn, repository)
+            if repo_id is None:
+                return False
+            return conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag)).rowcount > 0
+
+    def list_tags(self, repository: str, last: str | None, n: int | None) -> list[str] | None:
+        """Tags in lexical order after `last`; None when the repository does not exist."""
+        with self.db.read() as conn:
+            repo_id = _repo_id(conn, repository)
+            if repo_id is None:
+                return None
+            q = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tags.c.name)
+            if last:
+                q = q.where(tags.c.name > last)
+            if n is not None:
+                q = q.limit(n)
+            return list(conn.execute(q).scalars())
+
+    def referrers(self, repository: str, digest: str, artifact_type: str | None) -> list[ManifestRecord]:
+        q = (
+            select(manifests)
+            .join(repositories, repositories.c.id == manifests.c.repository_id)
+            .where(repositories.c.name == repository, manifests.c.subject_digest == digest)
+            .order_by(manifests.c.created_at, manifests.c.digest)
+        )
+        if artifact_type:
+            q = q.where(manifests.c.artifact_type == artifact_type)
+        with self.db.read() as conn:
+            return [_record(r) for r in conn.execute(q)]
+
+    def manifest_in_use(self, repository: str, digest: str) -> bool:
+        """Is the manifest a child of another manifest in the repository?"""
+        q = select(
+            exists().where(
+                and_(
+                    manifest_children.c.child_digest == digest,
+                    manifest_children.c.manifest_id == manifests.c.id,
+                    manifests.c.repository_id == repositories.c.id,
+                    repositories.c.name == repository,
+                )
+            )
+        )
+        with self.db.read() as conn:
+            return bool(conn.execute(q).scalar())

@@ -1,0 +1,85 @@
+"""Streaming a request body to a staging file while hashing it.
+
+The event loop receives; a worker thread hashes and writes. Chunks are gathered into batches of
+about 1 MiB and handed over one at a time, so receiving the next batch overlaps with hashing and
+writing the previous one (hashlib and os.write both release the GIL). The body is never held
+whole in memory: at most two batches are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dockyard.core.errors import SizeInvalid
+
+BATCH = 1 << 20
+INLINE_MAX = 256 << 10
+# Start writeback every so often so the fsync at commit has little left to do.
+SYNC_EVERY = 64 << 20
+
+
+class FileSink:
+    """Appends to an open file descriptor and feeds a hasher. Runs in a worker thread."""
+
+    def __init__(self, fd: int, hasher: Any | None, sync: bool) -> None:
+        self.fd = fd
+        self.hasher = hasher
+        self.sync = sync
+        self.written = 0
+        self._since_sync = 0
+
+    def write(self, data: bytes | bytearray) -> None:
+        if self.hasher is not None:
+            self.hasher.update(data)
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.written += len(data)
+        self._since_sync += len(data)
+        if self.sync and self._since_sync >= SYNC_EVERY:
+            os.fdatasync(self.fd)
+            self._since_sync = 0
+
+
+async def pump(stream: AsyncIterator[bytes], sink: FileSink, limit: int | None = None) -> int:
+    """Copy `stream` into `sink`; returns the byte count. Raises SizeInvalid past `limit`.
+
+    On any error (a client that disconnects raises from the stream) the pending write is waited
+    for before the error propagates, so the caller can safely truncate or remove the file.
+    """
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[None] | None = None
+    buf = bytearray()
+    total = 0
+    try:
+        async for chunk in stream:
+            if not chunk:
+                continue
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise SizeInvalid(f"body is longer than the {limit} bytes announced")
+            buf += chunk
+            if len(buf) >= BATCH:
+                if pending is not None:
+                    await pending
+                pending = loop.run_in_executor(None, sink.write, buf)
+                buf = bytearray()
+        if pending is not None:
+            await pending
+            pending = None
+        if buf:
+            if len(buf) <= INLINE_MAX:
+                sink.write(buf)
+            else:
+                await loop.run_in_executor(None, sink.write, buf)
+    finally:
+        if pending is not None:
+            try:
+                await pending
+            except Exception:  # the original error matters more
+                pass
+    return total

@@ -1,0 +1,169 @@
+"""Manifests and tags: push, pull, delete, tag listing and the referrers API.
+
+Manifest bytes are immutable per digest, so they are cached in memory without expiry. The tag →
+digest and (repository, digest) → media type caches are kept exact for writes made through this
+process and expire after a few seconds for writes made elsewhere (`dockyard gc` run by hand);
+app.py turns them on only for a single server process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.core.digest import Digest, is_digest
+from dockyard.core.errors import ManifestInvalid, ManifestTooLarge, ManifestUnknown, NameUnknown
+from dockyard.core.manifest import OCI_INDEX, parse_manifest
+from dockyard.core.names import validate_tag
+from dockyard.meta.content import ContentStore
+from dockyard.storage.base import BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    digest: str
+    media_type: str
+    content: bytes
+
+
+CACHE_SECONDS = 5.0
+
+
+class _Lru:
+    """A small thread-safe LRU map (handlers run in several threads)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        return self._data.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            if len(self._data) > self.limit:
+                self._data.popitem(last=False)
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        with self._lock:
+            return self._data.pop(key, default)
+
+    def items(self) -> list[tuple[Any, Any]]:
+        with self._lock:
+            return list(self._data.items())
+
+
+class ManifestService:
+    def __init__(self, content: ContentStore, store: BlobStore, max_bytes: int, cache: bool) -> None:
+        self.content = content
+        self.store = store
+        self.max_bytes = max_bytes
+        self.cache = cache
+        self._bytes: _Lru = _Lru(4096)  # digest -> bytes (immutable: always safe)
+        self._tags: _Lru = _Lru(65536)  # (repo, tag) -> (digest, expires)
+        self._records: _Lru = _Lru(65536)  # (repo, digest) -> (media type, expires)
+
+    def _cached(self, cache: _Lru, key: tuple[str, str]) -> str | None:
+        if not self.cache:
+            return None
+        entry = cache.get(key)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]  # type: ignore[no-any-return]
+
+    def _remember(self, cache: _Lru, key: tuple[str, str], value: str) -> None:
+        if self.cache:
+            cache.put(key, (value, time.monotonic() + CACHE_SECONDS))
+
+    def _forget_digest(self, repository: str, digest: str) -> None:
+        self._records.pop((repository, digest), None)
+        for key in [k for k, v in self._tags.items() if k[0] == repository and v[0] == digest]:
+            self._tags.pop(key, None)
+
+    def put(self, repository: str, reference: str, data: bytes, content_type: str | None) -> tuple[str, str | None]:
+        """Store a manifest under a tag or digest; returns (digest, subject digest or None)."""
+        if len(data) > self.max_bytes:
+            raise ManifestTooLarge(f"manifest is {len(data)} bytes; the limit is {self.max_bytes}")
+        if is_digest(reference):
+            wanted = Digest.parse(reference)
+            digest = str(Digest.of(data, wanted.algorithm))
+            if digest != reference:
+                raise ManifestInvalid(f"manifest digest is {digest}, not {reference}", {"digest": reference})
+            tag = None
+        else:
+            tag = validate_tag(reference)
+            digest = str(Digest.of(data))
+        parsed = parse_manifest(data, content_type)
+        self.content.put_manifest(repository, digest, len(data), parsed, tag, lambda: self.store.put_bytes(digest, data))
+        if tag is not None:
+            self._remember(self._tags, (repository, tag), digest)
+        return digest, parsed.subject.digest if parsed.subject else None
+
+    def resolve(self, repository: str, reference: str) -> str:
+        """The digest a tag or digest reference names; raises ManifestUnknown."""
+        if is_digest(reference):
+            Digest.parse(reference)
+            return reference
+        validate_tag(reference)
+        digest = self._cached(self._tags, (repository, reference))
+        if digest is not None:
+            return digest
+        digest = self.content.resolve_tag(repository, reference)
+        if digest is None:
+            raise ManifestUnknown(f"manifest {reference!r} is unknown in {repository}", {"tag": reference})
+        self._remember(self._tags, (repository, reference), digest)
+        return digest
+
+    def get(self, repository: str, reference: str) -> Manifest:
+        digest = self.resolve(repository, reference)
+        media_type = self._cached(self._records, (repository, digest))
+        if media_type is None:
+            record = self.content.get_manifest(repository, digest)
+            if record is None:
+                raise ManifestUnknown(f"manifest {reference!r} is unknown in {repository}", {"digest": digest})
+            media_type = record.media_type
+            self._remember(self._records, (repository, digest), media_type)
+        data = self._bytes.get(digest)
+        if data is None:
+            data = self.store.read_bytes(digest)
+            self._bytes.put(digest, data)
+        return Manifest(digest, media_type, data)
+
+    def delete(self, repository: str, reference: str) -> None:
+        """By tag: only that tag goes. By digest: the manifest and every tag pointing to it."""
+        if is_digest(reference):
+            Digest.parse(reference)
+            found = self.content.delete_manifest(repository, reference)
+            self._forget_digest(repository, reference)
+        else:
+            validate_tag(reference)
+            found = self.content.delete_tag(repository, reference)
+            self._tags.pop((repository, reference), None)
+        if not found:
+            raise ManifestUnknown(f"manifest {reference!r} is unknown in {repository}", {"reference": reference})
+
+    def tags(self, repository: str, last: str | None, n: int | None) -> list[str]:
+        result = self.content.list_tags(repository, last, n)
+        if result is None:
+            raise NameUnknown(f"repository {repository} is unknown", {"name": repository})
+        return result
+
+    def referrers(self, repository: str, digest: str, artifact_type: str | None) -> bytes:
+        """The referrers of `digest` as an OCI image index (an empty one when there are none)."""
+        Digest.parse(digest)
+        descriptors = []
+        for record in self.content.referrers(repository, digest, artifact_type):
+            desc: dict[str, Any] = {"mediaType": record.media_type, "digest": record.digest, "size": record.size}
+            if record.artifact_type:
+                desc["artifactType"] = record.artifact_type
+            if record.annotations:
+                desc["annotations"] = record.annotations
+            descriptors.append(desc)
+        return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}).encode()

@@ -1,0 +1,246 @@
+"""Blob upload sessions: monolithic, streamed and chunked uploads, status, cancel and commit.
+
+A session's bytes go to a staging file; its committed length is the `offset` in the database.
+A chunk is all or nothing: when a client disconnects or sends the wrong length, the staging file
+is cut back to the offset it had before, so a retry can resume from a consistent state.
+The sha256 of what has arrived is kept in memory between chunks; when it is not there (another
+process, a restart, or a sha512 digest) the staging file is hashed again at commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from dockyard.core.digest import Digest
+from dockyard.core.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from dockyard.meta.content import ContentStore
+from dockyard.meta.db import utcnow
+from dockyard.meta.uploads import UploadSession, UploadStore
+from dockyard.registry.ingest import FileSink, pump
+from dockyard.storage.base import BlobStore
+from dockyard.storage.fs import StagingArea
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRange:
+    start: int
+    end: int  # inclusive
+
+
+def parse_content_range(value: str | None) -> ChunkRange | None:
+    """`start-end` (as the spec writes it) or `bytes start-end/*`; raises RangeInvalid."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.startswith("bytes"):
+        text = text[5:].strip().lstrip("=").strip()
+        text = text.split("/")[0]
+    start_s, sep, end_s = text.partition("-")
+    if not sep or not start_s.isdigit() or not end_s.isdigit():
+        raise RangeInvalid(f"invalid Content-Range {value[:100]!r}: expected start-end")
+    start, end = int(start_s), int(end_s)
+    if end < start:
+        raise RangeInvalid(f"invalid Content-Range {value[:100]!r}: end before start")
+    return ChunkRange(start, end)
+
+
+def _hash_file(path: str, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+class UploadService:
+    def __init__(self, uploads: UploadStore, content: ContentStore, staging: StagingArea, blobs: BlobStore, fsync: bool) -> None:
+        self.uploads = uploads
+        self.content = content
+        self.staging = staging
+        self.blobs = blobs
+        self.fsync = fsync
+        # upload id -> (offset the hash covers, sha256 state); per process, best effort.
+        self._hashers: dict[str, tuple[int, Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def start(self, repository: str) -> UploadSession:
+        upload_id = uuid.uuid4().hex
+        self.staging.create(upload_id)
+        self.uploads.create(upload_id, repository)
+        session = self.uploads.get(upload_id)
+        assert session is not None
+        return session
+
+    def get(self, repository: str, upload_id: str) -> UploadSession:
+        session = self.uploads.get(upload_id) if upload_id.isalnum() and len(upload_id) <= 32 else None
+        if session is None or session.repository != repository:
+            raise BlobUploadUnknown(f"upload {upload_id[:40]!r} is unknown in {repository}", {"uuid": upload_id[:40]})
+        return session
+
+    def cancel(self, repository: str, upload_id: str) -> None:
+        self.get(repository, upload_id)
+        self.uploads.delete(upload_id)
+        self.staging.remove(upload_id)
+        self._hashers.pop(upload_id, None)
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = self._locks[upload_id] = asyncio.Lock()
+        return lock
+
+    # -- appending --------------------------------------------------------------------------------
+    async def append(
+        self, repository: str, upload_id: str, body: AsyncIterator[bytes], content_range: ChunkRange | None, content_length: int | None
+    ) -> int:
+        """Append one chunk; returns the new offset. RangeInvalid when the chunk is out of order."""
+        async with self._lock(upload_id):
+            return await self._append_locked(repository, upload_id, body, content_range, content_length)
+
+    async def _append_locked(
+        self, repository: str, upload_id: str, body: AsyncIterator[bytes], content_range: ChunkRange | None, content_length: int | None
+    ) -> int:
+        loop = asyncio.get_running_loop()
+        session = await loop.run_in_executor(None, self.get, repository, upload_id)
+        offset = session.offset
+        if content_range is not None:
+            if content_range.start != offset:
+                raise RangeInvalid(
+                    f"chunk starts at {content_range.start} but the upload has {offset} bytes",
+                    {"offset": offset},
+                )
+            expected = content_range.end - content_range.start + 1
+            if content_length is not None and content_length != expected:
+                raise SizeInvalid(f"Content-Length {content_length} does not match Content-Range {content_range.start}-{content_range.end}")
+            content_length = expected
+        cached = self._hashers.pop(upload_id, None)
+        hasher = cached[1] if cached and cached[0] == offset else (hashlib.sha256() if offset == 0 else None)
+        path = self.staging.path(upload_id)
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.lseek(fd, offset, os.SEEK_SET)
+            sink = FileSink(fd, hasher, self.fsync)
+            try:
+                received = await pump(body, sink, content_length)
+                if content_length is not None and received != content_length:
+                    raise SizeInvalid(f"received {received} bytes, expected {content_length}")
+            except BaseException:
+                os.ftruncate(fd, offset)  # all or nothing
+                raise
+            os.ftruncate(fd, offset + received)  # drop bytes a previous failed chunk may have left
+        finally:
+            os.close(fd)
+        new_offset = offset + received
+        if received and not await loop.run_in_executor(None, self.uploads.advance, upload_id, offset, new_offset):
+            raise RangeInvalid("the upload was changed by another request meanwhile")
+        if hasher is not None:
+            self._hashers[upload_id] = (new_offset, hasher)
+        return new_offset
+
+    # -- committing -------------------------------------------------------------------------------
+    async def finish(self, repository: str, upload_id: str, digest: str, body: AsyncIterator[bytes] | None,
+                     content_range: ChunkRange | None, content_length: int | None) -> int:
+        """Append the last chunk (if any), check the digest, and commit the blob. Returns its size."""
+        expected = Digest.parse(digest)
+        async with self._lock(upload_id):
+            if body is not None and (content_length is None or content_length > 0):
+                size = await self._append_locked(repository, upload_id, body, content_range, content_length)
+            else:
+                size = self.get(repository, upload_id).offset
+            cached = self._hashers.pop(upload_id, None)
+            loop = asyncio.get_running_loop()
+            path = str(self.staging.path(upload_id))
+            if expected.algorithm == "sha256" and cached is not None and cached[0] == size:
+                actual = cached[1].hexdigest()
+            else:
+                actual = await loop.run_in_executor(None, _hash_file, path, expected.algorithm)
+            if actual != expected.encoded:
+                await loop.run_in_executor(None, self._discard, upload_id)
+                raise DigestInvalid(f"the uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
+                                    {"expected": digest, "actual": f"{expected.algorithm}:{actual}"})
+            await loop.run_in_executor(None, self._commit, repository, upload_id, str(expected), size)
+            self._locks.pop(upload_id, None)
+            return size
+
+    def _discard(self, upload_id: str) -> None:
+        self.uploads.delete(upload_id)
+        self.staging.remove(upload_id)
+
+    def _commit(self, repository: str, upload_id: str, digest: str, size: int) -> None:
+        # Order matters for crash safety: bytes durable in the store, then the metadata, then the
+        # session goes. A crash in between leaves a stray file or session for the purge, never a
+        # blob row without its bytes.
+        staged = self.staging.path(upload_id)
+        self.blobs.sync(staged)
+        self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest))
+        self.uploads.delete(upload_id)
+
+    async def monolithic(self, repository: str, digest: str, body: AsyncIterator[bytes], content_length: int | None) -> int:
+        """POST ?digest= with the whole blob: no session row, straight to a staging file."""
+        expected = Digest.parse(digest)
+        upload_id = uuid.uuid4().hex
+        path = self.staging.path(upload_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            sink = FileSink(fd, hashlib.new(expected.algorithm), self.fsync)
+            try:
+                received = await pump(body, sink, content_length)
+                if content_length is not None and received != content_length:
+                    raise SizeInvalid(f"received {received} bytes, expected {content_length}")
+            except BaseException:
+                os.close(fd)
+                fd = -1
+                self.staging.remove(upload_id)
+                raise
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        assert sink.hasher is not None
+        actual = sink.hasher.hexdigest()
+        if actual != expected.encoded:
+            self.staging.remove(upload_id)
+            raise DigestInvalid(f"the uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
+                                {"expected": digest, "actual": f"{expected.algorithm}:{actual}"})
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._commit_staged, repository, upload_id, digest, received)
+        return received
+
+    def _commit_staged(self, repository: str, upload_id: str, digest: str, size: int) -> None:
+        staged = self.staging.path(upload_id)
+        self.blobs.sync(staged)
+        self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest))
+
+    # -- housekeeping -----------------------------------------------------------------------------
+    def purge(self, older_than_seconds: int, orphan_after_seconds: int = 600) -> int:
+        """Remove sessions idle for longer than the limit, and staging files that no session owns
+        (left by a monolithic upload cut short by a crash) once they stop changing."""
+        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+        removed = 0
+        for upload_id in self.uploads.stale(cutoff):
+            self._discard(upload_id)
+            self._hashers.pop(upload_id, None)
+            removed += 1
+        live = self.uploads.all_ids()
+        cutoff_ts = (utcnow() - timedelta(seconds=orphan_after_seconds)).timestamp()
+        for name, mtime in list(self.staging.iter_files()):
+            if name not in live and mtime < cutoff_ts:
+                self.staging.remove(name)
+                removed += 1
+        return removed
+
+
+def check_upload_digest_param(value: str | None) -> str:
+    if not value:
+        raise BlobUploadInvalid("the closing PUT needs a ?digest= parameter")
+    Digest.parse(value)
+    return value

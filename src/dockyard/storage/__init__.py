@@ -1,0 +1,1 @@
+"""Blob bytes: the content-addressed store and the upload staging area."""

@@ -1,0 +1,122 @@
+"""Local-disk blob store (the default) and the upload staging area."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from dockyard.storage.layout import blob_path, staging_path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FsBlobStore:
+    """Content-addressed files under `root` (see storage.layout for the tree)."""
+
+    def __init__(self, root: Path, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        root.mkdir(parents=True, exist_ok=True)
+
+    def stat(self, digest: str) -> int | None:
+        try:
+            return blob_path(self.root, digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def local_path(self, digest: str) -> Path | None:
+        path = blob_path(self.root, digest)
+        return path if path.is_file() else None
+
+    def open(self, digest: str) -> BinaryIO:
+        return open(blob_path(self.root, digest), "rb")
+
+    def sync(self, staged: Path) -> None:
+        if self.fsync:
+            fd = os.open(staged, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def place(self, staged: Path, digest: str) -> None:
+        target = blob_path(self.root, digest)
+        if target.exists():
+            staged.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    def put_bytes(self, digest: str, data: bytes) -> None:
+        target = blob_path(self.root, digest)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    def read_bytes(self, digest: str) -> bytes:
+        return blob_path(self.root, digest).read_bytes()
+
+    def delete(self, digest: str) -> None:
+        blob_path(self.root, digest).unlink(missing_ok=True)
+
+    def iter_blobs(self) -> Iterator[tuple[str, float]]:
+        for algo_dir in self.root.iterdir():
+            if not algo_dir.is_dir():
+                continue
+            for prefix in algo_dir.iterdir():
+                if not prefix.is_dir():
+                    continue
+                for entry in os.scandir(prefix):
+                    if entry.is_file() and not entry.name.startswith("."):
+                        yield f"{algo_dir.name}:{entry.name}", entry.stat().st_mtime
+
+
+class StagingArea:
+    """Files of upload sessions in progress, one per session, under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, upload_id: str) -> Path:
+        return staging_path(self.root, upload_id)
+
+    def create(self, upload_id: str) -> None:
+        self.path(upload_id).touch(exist_ok=False)
+
+    def size(self, upload_id: str) -> int | None:
+        try:
+            return self.path(upload_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def truncate(self, upload_id: str, size: int) -> None:
+        os.truncate(self.path(upload_id), size)
+
+    def remove(self, upload_id: str) -> None:
+        self.path(upload_id).unlink(missing_ok=True)
+
+    def iter_files(self) -> Iterator[tuple[str, float]]:
+        for entry in os.scandir(self.root):
+            if entry.is_file():
+                yield entry.name, entry.stat().st_mtime

@@ -1,0 +1,34 @@
+"""Where things live under the data directory (the only place that knows the layout).
+
+    DATA/
+    ├── dockyard.db                      SQLite metadata (when no database.url is set)
+    ├── keys/token-signing.pem           EC P-256 key that signs registry tokens (made on first start)
+    ├── blobs/                           content-addressed store (storage.root overrides)
+    │   ├── sha256/ab/abcdef…            one file per blob or manifest, named by its digest
+    │   └── sha512/01/0123…
+    └── uploads/                         staging area for upload sessions
+        └── <session uuid>               bytes received so far; moved into blobs/ only after the
+                                         digest checks out (fsync, then rename, then fsync of the dir)
+
+A file in blobs/ is complete and verified by construction: nothing is ever written there in
+place. A crash leaves at most a stray staging file, which the upload purge removes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dockyard.core.digest import Digest
+
+
+def blob_path(root: Path, digest: str) -> Path:
+    """Path of a blob; the digest is parsed first, so no input can escape `root`."""
+    d = Digest.parse(digest)
+    return root / d.algorithm / d.encoded[:2] / d.encoded
+
+
+def staging_path(root: Path, upload_id: str) -> Path:
+    # upload ids are uuid4 hex strings validated by the caller; keep the check here too.
+    if not upload_id.isalnum():
+        raise ValueError("invalid upload id")
+    return root / upload_id

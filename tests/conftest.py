@@ -1,0 +1,157 @@
+"""Shared fixtures.
+
+- `settings` / `app_client`: the whole ASGI app in-process (Starlette TestClient), on SQLite and,
+  when DOCKYARD_TEST_POSTGRES is set (scripts/test sets it), on PostgreSQL too: every test that
+  uses `db_url` runs once per database.
+- `server`: a real `dockyard serve` process on a free loopback port, for real clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from dockyard.app import build_services, create_app
+from dockyard.auth.passwords import hash_password
+from dockyard.config import Settings, load_settings
+from dockyard.meta.migrate import upgrade
+
+ADMIN = ("admin", "admin-password")
+PG_URL = os.environ.get("DOCKYARD_TEST_POSTGRES")  # e.g. postgresql+psycopg://postgres@127.0.0.1:54329
+
+
+def _pg_database() -> str:
+    assert PG_URL
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    import psycopg
+
+    raw = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(raw + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_URL}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dockyard.db'}"
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("DOCKYARD_TEST_POSTGRES is not set: run the tests through scripts/test")
+        pytest.skip("PostgreSQL not configured (run through scripts/test)")
+    return _pg_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return load_settings(data_dir=tmp_path / "data", database={"url": db_url},
+                         gc={"interval_seconds": 0}, uploads={"purge_interval_seconds": 0})
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[object]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    svc = build_services(settings)
+    upgrade(svc.db)
+    svc.users.create(ADMIN[0], hash_password(ADMIN[1]), is_admin=True)
+    yield svc
+    svc.db.dispose()
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def app_client(settings: Settings, services: object) -> Iterator[TestClient]:
+    """The registry in-process, authenticated as admin with Basic credentials."""
+    app = create_app(settings, services)  # type: ignore[arg-type]
+    with TestClient(app, base_url="http://registry.test", headers=basic(*ADMIN)) as client:
+        yield client
+
+
+@pytest.fixture
+def anon_client(settings: Settings, services: object) -> Iterator[TestClient]:
+    app = create_app(settings, services)  # type: ignore[arg-type]
+    with TestClient(app, base_url="http://registry.test") as client:
+        yield client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, data: Path, port: int, password: str, env: dict[str, str] | None = None,
+                 db_url: str | None = None) -> None:
+        self.data = data
+        self.port = port
+        self.user = "admin"
+        self.password = password
+        self.url = f"http://127.0.0.1:{port}"
+        self.address = f"127.0.0.1:{port}"
+        self.log = data.parent / f"server-{port}.log"
+        self.env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": password, **(env or {})}
+        if db_url:
+            self.env["DOCKYARD_DATABASE__URL"] = db_url
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "ServerProcess":
+        self.data.mkdir(parents=True, exist_ok=True)
+        log = open(self.log, "ab")
+        # Own session, so the server and its worker processes can be killed as a group.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "serve", "--listen", self.address, "--data", str(self.data)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dockyard serve exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 401:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"dockyard serve did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        # make sure no worker of the group outlives the test
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc = None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "data", free_port(), "e2e-" + uuid.uuid4().hex[:12]).start()
+    yield proc
+    proc.stop()
