@@ -106,7 +106,11 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
         jobs = []
         uploads = settings.uploads
         purge = lambda: services.uploads.purge(uploads.purge_after_seconds)  # noqa: E731
-        await asyncio.get_running_loop().run_in_executor(None, purge)
+        # At startup a single worker has no upload in flight: a staging file without a session
+        # (a monolithic upload cut short by a crash) is garbage now, not in ten minutes.
+        orphan_after = 0 if settings.server.workers == 1 else 600
+        startup_purge = lambda: services.uploads.purge(uploads.purge_after_seconds, orphan_after)  # noqa: E731
+        await asyncio.get_running_loop().run_in_executor(None, startup_purge)
         if uploads.purge_interval_seconds:
             jobs.append(asyncio.create_task(_periodic("upload purge", uploads.purge_interval_seconds, purge)))
         if settings.gc.interval_seconds:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from pydantic import ValidationError
 
 from dockyard import __version__
@@ -26,7 +27,7 @@ def _load(ctx: click.Context, **overrides: Any) -> Settings:
         return load_settings(config, **flags)
     except ValidationError as exc:
         raise click.ClickException(_explain(exc)) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -72,6 +73,7 @@ def serve(ctx: click.Context, listen: str | None, data_dir: Path | None) -> None
     if listen:
         overrides["server"] = {**_load(ctx).server.model_dump(), "listen": listen}
     settings = _load(ctx, **overrides)
+    _tune_malloc()
     logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     services = _services(settings)
@@ -81,6 +83,20 @@ def serve(ctx: click.Context, listen: str | None, data_dir: Path | None) -> None
     os.environ[ENV_RESOLVED] = settings_to_json(worker_settings)
     click.echo(f"Dockyard {__version__} listening on http://{settings.server.listen} (data: {settings.data_dir.resolve()})", err=True)
     _run_server(settings)
+
+
+def _tune_malloc() -> None:
+    """glibc: few arenas and a fixed mmap threshold, so the 1 MiB upload buffers that worker
+    threads allocate and free go back to the system instead of piling up per thread."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD (also turns off its dynamic growth)
+    except (OSError, AttributeError):
+        pass
 
 
 def _bootstrap_admin(settings: Settings, services: Any) -> None:
@@ -107,13 +123,40 @@ def _run_server(settings: Settings) -> None:
                     loop="uvloop", http="httptools", access_log=server.access_log, log_level=server.log_level,
                     lifespan="on")
         return
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces
     from granian.log import LogLevels
 
-    Granian(target, factory=True, address=server.host, port=server.port, interface=Interfaces.ASGI,
-            workers=server.workers, loop=Loops.uvloop, http=HTTPModes.http1, websockets=False,
-            log_access=server.access_log, log_level=LogLevels(server.log_level), workers_kill_timeout=30).serve()
+    options: dict[str, Any] = dict(address=server.host, port=server.port, interface=Interfaces.ASGI, http=HTTPModes.http1,
+                                   websockets=False, log_access=server.access_log, log_level=LogLevels(server.log_level))
+    if server.workers == 1:
+        _serve_embedded(target, options)
+        return
+    from granian import Granian
+    from granian.constants import Loops
+
+    Granian(target, factory=True, workers=server.workers, loop=Loops.uvloop, workers_kill_timeout=30, **options).serve()
+
+
+def _serve_embedded(target: str, options: dict[str, Any]) -> None:
+    """One worker: run granian inside this process (no supervisor process doubling the memory)."""
+    import asyncio
+    import signal
+
+    import uvloop
+    from granian.server.embed import Server
+
+    from dockyard.app import app_from_environment
+
+    logging.getLogger("_granian").setLevel(logging.ERROR)  # "Embedded server is experimental!"
+
+    async def main() -> None:
+        srv = Server(app_from_environment, factory=True, **options)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, srv.stop)
+        await srv.serve()
+
+    uvloop.run(main())
 
 
 @main.command("check-config")

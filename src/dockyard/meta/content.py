@@ -27,6 +27,7 @@ from dockyard.meta.tables import (
     repositories,
     repository_blobs,
     tags,
+    upload_sessions,
 )
 
 
@@ -95,14 +96,18 @@ class ContentStore:
         with self.db.read() as conn:
             return conn.execute(q).scalar()
 
-    def add_blob(self, repository: str, digest: str, size: int, place: Callable[[], None]) -> None:
+    def add_blob(self, repository: str, digest: str, size: int, place: Callable[[], None],
+                 end_session: str | None = None) -> None:
         """Record a blob and make it readable through `repository`; `place` puts its bytes in
-        the store inside the same transaction (after the row is locked), see BlobStore.place."""
+        the store inside the same transaction (after the row is locked), see BlobStore.place.
+        `end_session` names the upload session that this completes, deleted in the same transaction."""
         now = utcnow()
         with self.db.write() as conn:
             repo_id = _ensure_repo(conn, repository)
             insert_ignore(conn, blobs, {"digest": digest, "size": size, "created_at": now})
             place()
+            if end_session is not None:
+                conn.execute(delete(upload_sessions).where(upload_sessions.c.id == end_session))
             upsert(conn, repository_blobs, {"repository_id": repo_id, "digest": digest, "linked_at": now},
                    ["repository_id", "digest"], ["linked_at"])
 

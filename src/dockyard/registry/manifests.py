@@ -101,7 +101,12 @@ class ManifestService:
             tag = validate_tag(reference)
             digest = str(Digest.of(data))
         parsed = parse_manifest(data, content_type)
-        self.content.put_manifest(repository, digest, len(data), parsed, tag, lambda: self.store.put_bytes(digest, data))
+        staged = self.store.stage_bytes(data)  # written and synced outside the transaction
+        try:
+            self.content.put_manifest(repository, digest, len(data), parsed, tag, lambda: self.store.place(staged, digest))
+        finally:
+            staged.unlink(missing_ok=True)  # already gone when placed
+        self.store.settle(digest)
         if tag is not None:
             self._remember(self._tags, (repository, tag), digest)
         return digest, parsed.subject.digest if parsed.subject else None

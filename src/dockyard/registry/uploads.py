@@ -43,7 +43,8 @@ def parse_content_range(value: str | None) -> ChunkRange | None:
         text = text[5:].strip().lstrip("=").strip()
         text = text.split("/")[0]
     start_s, sep, end_s = text.partition("-")
-    if not sep or not start_s.isdigit() or not end_s.isdigit():
+    # isdigit() alone accepts '²' and other characters int() refuses: require ASCII.
+    if not sep or not (start_s + end_s).isascii() or not start_s.isdigit() or not end_s.isdigit():
         raise RangeInvalid(f"invalid Content-Range {value[:100]!r}: expected start-end")
     start, end = int(start_s), int(end_s)
     if end < start:
@@ -108,7 +109,8 @@ class UploadService:
             return await self._append_locked(repository, upload_id, body, content_range, content_length)
 
     async def _append_locked(
-        self, repository: str, upload_id: str, body: AsyncIterator[bytes], content_range: ChunkRange | None, content_length: int | None
+        self, repository: str, upload_id: str, body: AsyncIterator[bytes], content_range: ChunkRange | None,
+        content_length: int | None, record: bool = True,
     ) -> int:
         loop = asyncio.get_running_loop()
         session = await loop.run_in_executor(None, self.get, repository, upload_id)
@@ -141,7 +143,8 @@ class UploadService:
         finally:
             os.close(fd)
         new_offset = offset + received
-        if received and not await loop.run_in_executor(None, self.uploads.advance, upload_id, offset, new_offset):
+        # The last chunk of a closing PUT is not recorded: the commit ends the session anyway.
+        if record and received and not await loop.run_in_executor(None, self.uploads.advance, upload_id, offset, new_offset):
             raise RangeInvalid("the upload was changed by another request meanwhile")
         if hasher is not None:
             self._hashers[upload_id] = (new_offset, hasher)
@@ -154,7 +157,7 @@ class UploadService:
         expected = Digest.parse(digest)
         async with self._lock(upload_id):
             if body is not None and (content_length is None or content_length > 0):
-                size = await self._append_locked(repository, upload_id, body, content_range, content_length)
+                size = await self._append_locked(repository, upload_id, body, content_range, content_length, record=False)
             else:
                 size = self.get(repository, upload_id).offset
             cached = self._hashers.pop(upload_id, None)
@@ -176,14 +179,15 @@ class UploadService:
         self.uploads.delete(upload_id)
         self.staging.remove(upload_id)
 
-    def _commit(self, repository: str, upload_id: str, digest: str, size: int) -> None:
-        # Order matters for crash safety: bytes durable in the store, then the metadata, then the
-        # session goes. A crash in between leaves a stray file or session for the purge, never a
-        # blob row without its bytes.
+    def _commit(self, repository: str, upload_id: str, digest: str, size: int, session: bool = True) -> None:
+        # Crash safety: the bytes are synced first; the rename into the store happens inside the
+        # transaction that records the blob (and ends the session), so a crash leaves either a
+        # stray staging file for the purge or a complete blob, never a row without its bytes.
         staged = self.staging.path(upload_id)
         self.blobs.sync(staged)
-        self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest))
-        self.uploads.delete(upload_id)
+        self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest),
+                              end_session=upload_id if session else None)
+        self.blobs.settle(digest)
 
     async def monolithic(self, repository: str, digest: str, body: AsyncIterator[bytes], content_length: int | None) -> int:
         """POST ?digest= with the whole blob: no session row, straight to a staging file."""
@@ -212,13 +216,12 @@ class UploadService:
             raise DigestInvalid(f"the uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
                                 {"expected": digest, "actual": f"{expected.algorithm}:{actual}"})
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._commit_staged, repository, upload_id, digest, received)
+        try:
+            await loop.run_in_executor(None, self._commit, repository, upload_id, digest, received, False)
+        except Exception:
+            self.staging.remove(upload_id)  # no session owns it: do not leave it for the purge (full disk)
+            raise
         return received
-
-    def _commit_staged(self, repository: str, upload_id: str, digest: str, size: int) -> None:
-        staged = self.staging.path(upload_id)
-        self.blobs.sync(staged)
-        self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest))
 
     # -- housekeeping -----------------------------------------------------------------------------
     def purge(self, older_than_seconds: int, orphan_after_seconds: int = 600) -> int:

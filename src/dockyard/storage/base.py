@@ -31,8 +31,12 @@ class BlobStore(Protocol):
         deletes inside its own transaction) can never remove bytes a new row points to.
         """
 
-    def put_bytes(self, digest: str, data: bytes) -> None:
-        """Store small content (manifests) whose digest the caller has verified; idempotent."""
+    def settle(self, digest: str) -> None:
+        """Make a placed blob's directory entry durable (fsync of the directory). Called after
+        the metadata transaction, so the fsync does not hold the database's write lock."""
+
+    def stage_bytes(self, data: bytes) -> Path:
+        """Write small content (a manifest) to a synced staging file, ready for `place`."""
 
     def read_bytes(self, digest: str) -> bytes:
         """Read small content whole (manifests). Raises FileNotFoundError."""

@@ -55,23 +55,25 @@ class FsBlobStore:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, target)
-        if self.fsync:
-            _fsync_dir(target.parent)
 
-    def put_bytes(self, digest: str, data: bytes) -> None:
-        target = blob_path(self.root, digest)
-        if target.exists():
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, target)
+    def stage_bytes(self, data: bytes) -> Path:
+        tmp_dir = self.root / ".staging"
+        tmp_dir.mkdir(exist_ok=True)
+        tmp = tmp_dir / f"{os.getpid()}.{time.monotonic_ns()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # e.g. ENOSPC: no half-written file left behind
+            raise
+        return tmp
+
+    def settle(self, digest: str) -> None:
         if self.fsync:
-            _fsync_dir(target.parent)
+            _fsync_dir(blob_path(self.root, digest).parent)
 
     def read_bytes(self, digest: str) -> bytes:
         return blob_path(self.root, digest).read_bytes()
@@ -81,14 +83,18 @@ class FsBlobStore:
 
     def iter_blobs(self) -> Iterator[tuple[str, float]]:
         for algo_dir in self.root.iterdir():
-            if not algo_dir.is_dir():
+            if not algo_dir.is_dir() or algo_dir.name.startswith("."):
                 continue
             for prefix in algo_dir.iterdir():
                 if not prefix.is_dir():
                     continue
                 for entry in os.scandir(prefix):
                     if entry.is_file() and not entry.name.startswith("."):
-                        yield f"{algo_dir.name}:{entry.name}", entry.stat().st_mtime
+                        try:
+                            mtime = entry.stat().st_mtime
+                        except FileNotFoundError:
+                            continue  # deleted meanwhile (another GC)
+                        yield f"{algo_dir.name}:{entry.name}", mtime
 
 
 class StagingArea:
@@ -119,4 +125,8 @@ class StagingArea:
     def iter_files(self) -> Iterator[tuple[str, float]]:
         for entry in os.scandir(self.root):
             if entry.is_file():
-                yield entry.name, entry.stat().st_mtime
+                try:
+                    mtime = entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # committed or cancelled meanwhile
+                yield entry.name, mtime

@@ -6,6 +6,7 @@ validated before anything else, so no handler ever sees a name outside the spec'
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -99,6 +100,13 @@ class RegistryAPI:
             return error_response(exc)
         except ClientDisconnect:
             raise
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                # The upload code has already cut the staging file back (or removed it).
+                log.error("insufficient storage on %s %s: %s", request.method, path[:200], exc)
+                return _plain_error(507, "UNKNOWN", f"insufficient storage: {exc.strerror or exc}")
+            log.exception("internal error on %s %s", request.method, path[:200])
+            return _plain_error(500, "UNKNOWN", "internal server error")
         except Exception:
             log.exception("internal error on %s %s", request.method, path[:200])
             return _plain_error(500, "UNKNOWN", "internal server error")

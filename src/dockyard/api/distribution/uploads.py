@@ -17,7 +17,7 @@ def content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
+    if not value.isascii() or not value.isdigit():
         raise SizeInvalid(f"invalid Content-Length {value[:40]!r}")
     return int(value)
 
