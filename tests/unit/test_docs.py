@@ -120,6 +120,30 @@ def test_readme_starts_with_the_two_command_quick_start() -> None:
     assert commands == ["./scripts/serve", "./scripts/test"]
 
 
+def test_readme_storage_layout_is_the_one_in_layout_py() -> None:
+    """The README shows the data-directory tree documented once, in storage/layout.py."""
+    import textwrap
+
+    from dockyard.storage import layout
+
+    assert layout.__doc__
+    tree = textwrap.dedent(next(p for p in layout.__doc__.split("\n\n") if p.lstrip().startswith("DATA/"))).strip()
+    assert tree in README.read_text(), "copy the tree from src/dockyard/storage/layout.py into README.md"
+
+
+def test_every_dependency_is_explained() -> None:
+    """Each runtime and test dependency in pyproject.toml has a row in the README's Dependencies table."""
+    import tomllib
+
+    project = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]
+    specs = [*project["dependencies"], *(s for group in project["optional-dependencies"].values() for s in group)]
+    names = {re.split(r"[\[<>=!~; ]", spec, maxsplit=1)[0].lower() for spec in specs}
+    section = README.read_text().split("## Dependencies", 1)[1].split("\n## ", 1)[0]
+    explained = {n.lower() for n in re.findall(r"`([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?`", section)}
+    missing = sorted(names - explained)
+    assert not missing, f"dependencies not explained in README.md's Dependencies section: {missing}"
+
+
 def test_quick_start_scripts_exist_and_ci_runs_the_test_command() -> None:
     root = README.parent
     for script in ("scripts/serve", "scripts/test", ".ci/run"):

@@ -24,10 +24,11 @@ class UploadStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, upload_id: str, repository: str) -> None:
+    def create(self, upload_id: str, repository: str) -> UploadSession:
         now = utcnow()
         with self.db.write() as conn:
             conn.execute(upload_sessions.insert().values(id=upload_id, repository=repository, offset=0, created_at=now, updated_at=now))
+        return UploadSession(upload_id, repository, 0, now, now)
 
     def get(self, upload_id: str) -> UploadSession | None:
         with self.db.read() as conn:

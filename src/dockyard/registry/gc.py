@@ -57,9 +57,11 @@ class GarbageCollector:
         tick = progress or (lambda _stage, _n: None)
         cutoff = utcnow() - timedelta(seconds=self.settings.grace_seconds)
         untagged = self.settings.delete_untagged if delete_untagged is None else delete_untagged
+        doomed: set[int] = set()
         if untagged:
-            self._sweep_manifests(cutoff, dry_run, report, tick)
-        self._sweep_blobs(cutoff, dry_run, report, tick)
+            doomed = self._sweep_manifests(cutoff, dry_run, report, tick)
+        # A dry run removes no manifest, so it must count the blobs of those it would remove.
+        self._sweep_blobs(cutoff, dry_run, report, tick, doomed if dry_run else set())
         self._sweep_orphans(cutoff.timestamp(), dry_run, report, tick)
         if self.purge_uploads is not None and not dry_run:
             report.uploads_purged = self.purge_uploads()
@@ -92,18 +94,33 @@ class GarbageCollector:
             todo.extend((key[0], ref.digest) for ref in referrers.get(key, []))  # type: ignore[attr-defined]
         return [(r.id, r.digest) for k, r in by_key.items() if k not in kept]
 
-    def _sweep_manifests(self, cutoff: object, dry_run: bool, report: GcReport, tick: Progress) -> None:
-        for manifest_id, digest in self._unkept_manifests(cutoff):
-            tick("manifests", 1)
-            if not dry_run:
-                with self.db.write() as conn:
-                    still_untagged = ~exists().where(and_(tags.c.manifest_digest == digest,
-                                                          tags.c.repository_id == manifests.c.repository_id))
-                    conn.execute(delete(manifests).where(manifests.c.id == manifest_id, still_untagged))
-            report.manifests.append(digest)
+    def _sweep_manifests(self, cutoff: object, dry_run: bool, report: GcReport, tick: Progress) -> set[int]:
+        doomed: set[int] = set()
+        parent = manifests.alias("parent")
+        pending = self._unkept_manifests(cutoff)
+        while pending:
+            blocked = []
+            for manifest_id, digest in pending:
+                tick("manifests", 1)
+                if not dry_run:
+                    with self.db.write() as conn:
+                        still_untagged = ~exists().where(and_(tags.c.manifest_digest == digest,
+                                                              tags.c.repository_id == manifests.c.repository_id))
+                        # An index may list it (pushed since the scan, or going in this sweep: parents first).
+                        no_parent = ~exists().where(and_(manifest_children.c.child_digest == digest,
+                                                         manifest_children.c.manifest_id == parent.c.id,
+                                                         parent.c.repository_id == manifests.c.repository_id))
+                        if not conn.execute(delete(manifests).where(manifests.c.id == manifest_id, still_untagged,
+                                                                    no_parent)).rowcount:
+                            blocked.append((manifest_id, digest))
+                            continue
+                doomed.add(manifest_id)
+                report.manifests.append(digest)
+            pending = blocked if len(blocked) < len(pending) else []
+        return doomed
 
     # -- blobs ----------------------------------------------------------------------------------------
-    def _unreferenced(self, cutoff: object) -> Iterator[tuple[str, int]]:
+    def _unreferenced(self, cutoff: object, ignore: set[int] | None = None) -> Iterator[tuple[str, int]]:
         unreferenced = and_(
             blobs.c.created_at < cutoff,
             ~exists().where(manifest_blobs.c.digest == blobs.c.digest),
@@ -112,9 +129,19 @@ class GarbageCollector:
         with self.db.read() as conn:
             rows = conn.execute(select(blobs.c.digest, blobs.c.size).where(unreferenced)).all()
         yield from ((r.digest, r.size) for r in rows)
+        if ignore:  # dry run: also the blobs that only the manifests in `ignore` reference
+            refs: dict[tuple[str, int], set[int]] = {}
+            with self.db.read() as conn:
+                for r in conn.execute(select(blobs.c.digest, blobs.c.size, manifest_blobs.c.manifest_id)
+                                      .join(manifest_blobs, manifest_blobs.c.digest == blobs.c.digest)
+                                      .where(blobs.c.created_at < cutoff, ~exists().where(and_(
+                                          repository_blobs.c.digest == blobs.c.digest, repository_blobs.c.linked_at >= cutoff)))):
+                    refs.setdefault((r.digest, r.size), set()).add(r.manifest_id)
+            yield from (key for key, ids in refs.items() if ids <= ignore)
 
-    def _sweep_blobs(self, cutoff: object, dry_run: bool, report: GcReport, tick: Progress) -> None:
-        for digest, size in list(self._unreferenced(cutoff)):
+    def _sweep_blobs(self, cutoff: object, dry_run: bool, report: GcReport, tick: Progress,
+                     ignore: set[int] | None = None) -> None:
+        for digest, size in list(self._unreferenced(cutoff, ignore)):
             tick("blobs", 1)
             if dry_run:
                 report.blobs.append(digest)

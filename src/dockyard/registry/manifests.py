@@ -106,7 +106,6 @@ class ManifestService:
             self.content.put_manifest(repository, digest, len(data), parsed, tag, lambda: self.store.place(staged, digest))
         finally:
             staged.unlink(missing_ok=True)  # already gone when placed
-        self.store.settle(digest)
         if tag is not None:
             self._remember(self._tags, (repository, tag), digest)
         return digest, parsed.subject.digest if parsed.subject else None

@@ -77,10 +77,7 @@ class UploadService:
     def start(self, repository: str) -> UploadSession:
         upload_id = uuid.uuid4().hex
         self.staging.create(upload_id)
-        self.uploads.create(upload_id, repository)
-        session = self.uploads.get(upload_id)
-        assert session is not None
-        return session
+        return self.uploads.create(upload_id, repository)
 
     def get(self, repository: str, upload_id: str) -> UploadSession:
         session = self.uploads.get(upload_id) if upload_id.isalnum() and len(upload_id) <= 32 else None
@@ -187,7 +184,6 @@ class UploadService:
         self.blobs.sync(staged)
         self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest),
                               end_session=upload_id if session else None)
-        self.blobs.settle(digest)
 
     async def monolithic(self, repository: str, digest: str, body: AsyncIterator[bytes], content_length: int | None) -> int:
         """POST ?digest= with the whole blob: no session row, straight to a staging file."""

@@ -31,10 +31,6 @@ class BlobStore(Protocol):
         deletes inside its own transaction) can never remove bytes a new row points to.
         """
 
-    def settle(self, digest: str) -> None:
-        """Make a placed blob's directory entry durable (fsync of the directory). Called after
-        the metadata transaction, so the fsync does not hold the database's write lock."""
-
     def stage_bytes(self, data: bytes) -> Path:
         """Write small content (a manifest) to a synced staging file, ready for `place`."""
 

@@ -11,14 +11,6 @@ from typing import BinaryIO
 from dockyard.storage.layout import blob_path, staging_path
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FsBlobStore:
     """Content-addressed files under `root` (see storage.layout for the tree)."""
 
@@ -54,6 +46,10 @@ class FsBlobStore:
             staged.unlink(missing_ok=True)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
+        # The directory is not fsynced after the rename: after a power loss a blob acknowledged
+        # in the last moments may be missing, like the last SQLite transactions
+        # (synchronous=NORMAL), but never partial, because its bytes were fsynced before the
+        # rename. Syncing the directory on every blob made small pushes 30-40 % slower here.
         os.replace(staged, target)
 
     def stage_bytes(self, data: bytes) -> Path:
@@ -70,10 +66,6 @@ class FsBlobStore:
             tmp.unlink(missing_ok=True)  # e.g. ENOSPC: no half-written file left behind
             raise
         return tmp
-
-    def settle(self, digest: str) -> None:
-        if self.fsync:
-            _fsync_dir(blob_path(self.root, digest).parent)
 
     def read_bytes(self, digest: str) -> bytes:
         return blob_path(self.root, digest).read_bytes()

@@ -5,7 +5,8 @@
     ├── keys/token-signing.pem           EC P-256 key that signs registry tokens (made on first start)
     ├── blobs/                           content-addressed store (storage.root overrides)
     │   ├── sha256/ab/abcdef…            one file per blob or manifest, named by its digest
-    │   └── sha512/01/0123…
+    │   ├── sha512/01/0123…
+    │   └── .staging/                    manifests being written (synced here, then renamed into place)
     └── uploads/                         staging area for upload sessions
         └── <session uuid>               bytes received so far; moved into blobs/ only after the
                                          digest checks out (fsync, then rename, then fsync of the dir)
