@@ -53,7 +53,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url, settings.database.pool_size)
-    store = BLOB_STORES[settings.storage.driver](settings.blob_root, fsync=settings.storage.fsync)
+    store = BLOB_STORES[settings.storage.driver](settings.blob_root, fsync=settings.storage.fsync, fsync_dirs=not db.is_sqlite)
     staging = StagingArea(settings.upload_root)
     users = UserStore(db)
     content = ContentStore(db)

@@ -249,6 +249,26 @@ def test_manifest_put_with_bad_content_length(app_client: TestClient, settings: 
     assert snapshot(app_client, settings) == before
 
 
+def test_trailing_newline_is_not_ignored(app_client: TestClient, settings: Settings) -> None:
+    """`$` in a regex also matches before a final newline: "latest\n" must not pass as a tag."""
+    _, body = push_image(app_client, "nl", "v1")
+    before = snapshot(app_client, settings)
+    digest = sha256(b"data")
+    r = raw_request(app_client, "PUT", b"/v2/nl/manifests/latest%0A", [(b"content-type", OCI_MANIFEST.encode())], body)
+    assert_error(r, 400, "MANIFEST_INVALID")
+    r = raw_request(app_client, "PUT", b"/v2/nl/manifests/" + sha256(body).encode() + b"%0A",
+                    [(b"content-type", OCI_MANIFEST.encode())], body)
+    assert_error(r, 400, "DIGEST_INVALID")
+    r = raw_request(app_client, "POST", b"/v2/nl/blobs/uploads/", body=b"data", query=f"digest={digest}%0A".encode())
+    assert_error(r, 400, "DIGEST_INVALID")
+    r = raw_request(app_client, "GET", b"/v2/nl/blobs/" + digest.encode() + b"%0A")
+    assert_error(r, 400, "DIGEST_INVALID")
+    for path in (b"/v2/nl%0A/tags/list", b"/v2/nl%0A/blobs/uploads/", b"/v2/a%0Ab/manifests/v1"):
+        assert_error(raw_request(app_client, "POST" if b"uploads" in path else "GET", path), 400, "NAME_INVALID")
+    assert app_client.get("/v2/nl/tags/list").json()["tags"] == ["v1"]
+    assert snapshot(app_client, settings) == before
+
+
 def test_query_string_garbage(app_client: TestClient) -> None:
     push_image(app_client, "q", "v1")
     for query in (b"n=%ff%fe", b"last=%00", b"n=1&n=2", b"%%%", b"n", b"last=" + b"z" * 5000):

@@ -282,6 +282,24 @@ def test_manifest_pushed_between_scan_and_delete_keeps_its_blob(app_client: Test
     assert_pullable(app_client, Image("gc/race", sha(body), body, sha(config), [sha(layer)], "v1"))
 
 
+def test_push_refused_after_gc_leaves_new_repository_usable(app_client: TestClient, services: Any) -> None:
+    """A first push to a new repository refused with MANIFEST_BLOB_UNKNOWN (its blob was collected)
+    rolls back; the client then uploads the blob again and pushes again, which must work."""
+    layer, config = b"collected before the manifest came" * 20, b'{"late": true}'
+    upload(app_client, "gc/src", layer)
+    upload(app_client, "gc/src", config)
+    age(services, 2 * HOUR)
+    assert set(gc(services, grace=HOUR).blobs) == {sha(layer), sha(config)}
+    body = image_body(config, [layer])
+    r = put_manifest(app_client, "gc/brand-new", "v1", body, OCI_MANIFEST)
+    assert r.status_code == 400 and "MANIFEST_BLOB_UNKNOWN" in r.text
+    upload(app_client, "gc/brand-new", layer)
+    upload(app_client, "gc/brand-new", config)
+    r = put_manifest(app_client, "gc/brand-new", "v1", body, OCI_MANIFEST)
+    assert r.status_code == 201, r.text
+    assert_pullable(app_client, Image("gc/brand-new", sha(body), body, sha(config), [sha(layer)], "v1"))
+
+
 # -- untagged manifests ----------------------------------------------------------------------------
 
 def test_delete_untagged_keeps_tagged_index_children_and_referrers(app_client: TestClient, services: Any) -> None:

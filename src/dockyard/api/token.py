@@ -8,6 +8,9 @@ import binascii
 import json
 from datetime import UTC, datetime
 
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,6 +28,22 @@ def _json(data: dict[str, object], status: int = 200, headers: dict[str, str] | 
 def _unauthorized(message: str) -> Response:
     return _json({"errors": [{"code": "UNAUTHORIZED", "message": message}], "error": "invalid_grant",
                   "error_description": message}, 401, {"WWW-Authenticate": 'Basic realm="dockyard"'})
+
+
+FORM_MAX_BYTES = 64 << 10
+
+
+async def _urlencoded_form(request: Request) -> FormData:
+    """The OAuth2 grants come as application/x-www-form-urlencoded. Parsed here rather than with
+    request.form(), which needs the python-multipart package. Raises ValueError."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise ValueError("not a form")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_MAX_BYTES:
+            raise ValueError("form too large")
+    return FormData(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50))  # UnicodeDecodeError is a ValueError
 
 
 class TokenEndpoint:
@@ -52,7 +71,7 @@ class TokenEndpoint:
         if header.lower().startswith("basic "):
             try:
                 username, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one too
                 return _unauthorized("malformed Basic credentials")
             user = await run_sync(self.auth.check_password, username, password)
             if user is None:
@@ -66,8 +85,8 @@ class TokenEndpoint:
 
     async def post(self, request: Request) -> Response:
         try:
-            form = await request.form(max_files=0, max_fields=50)
-        except Exception:
+            form = await _urlencoded_form(request)
+        except ValueError:
             return _json({"error": "invalid_request", "error_description": "expected a form body"}, 400)
         grant = str(form.get("grant_type") or "")
         scopes = [str(s) for s in form.getlist("scope")]

@@ -29,7 +29,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> "Digest":
         """Parse and validate; raises DigestInvalid for bad syntax or an unsupported algorithm."""
-        m = _DIGEST_RE.match(text or "")
+        m = _DIGEST_RE.fullmatch(text or "")  # fullmatch: `$` alone lets a trailing newline through
         if not m:
             raise DigestInvalid(f"invalid digest {text[:200]!r}: expected algorithm:hex", {"digest": text[:200]})
         algorithm, encoded = m.group(1), m.group(2)
@@ -39,7 +39,7 @@ class Digest:
                 f"unsupported digest algorithm {algorithm!r}: use one of {', '.join(SUPPORTED_ALGORITHMS)}",
                 {"digest": text[:200]},
             )
-        if not pattern.match(encoded):
+        if not pattern.fullmatch(encoded):
             raise DigestInvalid(
                 f"invalid {algorithm} digest: expected {64 if algorithm == 'sha256' else 128} lowercase hex characters",
                 {"digest": text[:200]},

@@ -118,13 +118,15 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
     if content_type in DOCKER_SCHEMA1:
         raise Unsupported("Docker schema 1 manifests are not supported; push schema 2 or OCI")
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Decode as UTF-8 ourselves: json.loads would also take UTF-16/32, which clients cannot read.
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # also too-deep nesting, huge integers
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")
-    if doc.get("schemaVersion") != 2:
-        if doc.get("schemaVersion") == 1:
+    version = doc.get("schemaVersion")
+    if isinstance(version, bool) or version != 2:  # True == 1 in Python: not schema 1
+        if version == 1 and not isinstance(version, bool):
             raise Unsupported("Docker schema 1 manifests are not supported; push schema 2 or OCI")
         raise ManifestInvalid("schemaVersion must be 2")
     declared = doc.get("mediaType")

@@ -19,7 +19,7 @@ def validate_name(name: str) -> str:
         raise NameInvalid("repository name is empty")
     if len(name) > MAX_NAME_LENGTH:
         raise NameInvalid(f"repository name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):  # fullmatch: `$` alone lets a trailing newline through
         raise NameInvalid(
             f"invalid repository name {name[:100]!r}: use lowercase letters, digits and separators (. _ __ -) "
             "in path components joined by '/'",
@@ -29,11 +29,11 @@ def validate_name(name: str) -> str:
 
 
 def is_valid_tag(tag: str) -> bool:
-    return bool(_TAG_RE.match(tag))
+    return bool(_TAG_RE.fullmatch(tag))
 
 
 def validate_tag(tag: str) -> str:
-    if not _TAG_RE.match(tag):
+    if not _TAG_RE.fullmatch(tag):
         raise ManifestInvalid(
             f"invalid tag {tag[:140]!r}: up to 128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'",
             {"tag": tag[:300]},

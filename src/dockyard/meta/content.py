@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete, exists, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dockyard.core.errors import ManifestBlobUnknown
@@ -68,9 +68,25 @@ def _ensure_repo(conn: Connection, name: str) -> int:
     return repo_id
 
 
+_DELETE_SESSION = delete(upload_sessions).where(upload_sessions.c.id == bindparam("id"))
+
+
 class ContentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # name -> id. Repositories are never renamed and (for now) never deleted, so an id once
+        # seen stays right; this saves a SELECT in every push transaction.
+        self._repo_ids: dict[str, int] = {}
+
+    def _repo(self, conn: Connection, name: str) -> int:
+        repo_id = self._repo_ids.get(name)
+        if repo_id is None:
+            repo_id = _repo_id(conn, name)
+            if repo_id is not None:  # committed by an earlier transaction: safe to remember
+                self._repo_ids[name] = repo_id
+            else:  # created by this transaction, which may yet roll back (MANIFEST_BLOB_UNKNOWN)
+                repo_id = _ensure_repo(conn, name)
+        return repo_id
 
     # -- repositories -------------------------------------------------------------------------
     def repository_exists(self, name: str) -> bool:
@@ -103,11 +119,11 @@ class ContentStore:
         `end_session` names the upload session that this completes, deleted in the same transaction."""
         now = utcnow()
         with self.db.write() as conn:
-            repo_id = _ensure_repo(conn, repository)
+            repo_id = self._repo(conn, repository)
             insert_ignore(conn, blobs, {"digest": digest, "size": size, "created_at": now})
             place()
             if end_session is not None:
-                conn.execute(delete(upload_sessions).where(upload_sessions.c.id == end_session))
+                conn.execute(_DELETE_SESSION, {"id": end_session})
             upsert(conn, repository_blobs, {"repository_id": repo_id, "digest": digest, "linked_at": now},
                    ["repository_id", "digest"], ["linked_at"])
 
@@ -168,7 +184,7 @@ class ContentStore:
     ) -> None:
         now = utcnow()
         with self.db.write() as conn:
-            repo_id = _ensure_repo(conn, repository)
+            repo_id = self._repo(conn, repository)
             needed = {d.digest for d in parsed.blob_references()}
             if needed:
                 have = set(

@@ -77,7 +77,11 @@ class UploadService:
     def start(self, repository: str) -> UploadSession:
         upload_id = uuid.uuid4().hex
         self.staging.create(upload_id)
-        return self.uploads.create(upload_id, repository)
+        try:
+            return self.uploads.create(upload_id, repository)
+        except BaseException:
+            self.staging.remove(upload_id)  # e.g. the database is full: no orphan file
+            raise
 
     def get(self, repository: str, upload_id: str) -> UploadSession:
         session = self.uploads.get(upload_id) if upload_id.isalnum() and len(upload_id) <= 32 else None
@@ -87,9 +91,11 @@ class UploadService:
 
     def cancel(self, repository: str, upload_id: str) -> None:
         self.get(repository, upload_id)
-        self.uploads.delete(upload_id)
+        # The file first: on a full disk this frees space even when the database cannot be
+        # written yet (a session without its file is dropped by the next request on it).
         self.staging.remove(upload_id)
         self._hashers.pop(upload_id, None)
+        self.uploads.delete(upload_id)
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
@@ -125,7 +131,10 @@ class UploadService:
         cached = self._hashers.pop(upload_id, None)
         hasher = cached[1] if cached and cached[0] == offset else (hashlib.sha256() if offset == 0 else None)
         path = self.staging.path(upload_id)
-        fd = os.open(path, os.O_WRONLY)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            raise self._lost(upload_id) from None
         try:
             os.lseek(fd, offset, os.SEEK_SET)
             sink = FileSink(fd, hasher, self.fsync)
@@ -160,6 +169,8 @@ class UploadService:
             cached = self._hashers.pop(upload_id, None)
             loop = asyncio.get_running_loop()
             path = str(self.staging.path(upload_id))
+            if not os.path.exists(path):
+                raise self._lost(upload_id)
             if expected.algorithm == "sha256" and cached is not None and cached[0] == size:
                 actual = cached[1].hexdigest()
             else:
@@ -172,6 +183,12 @@ class UploadService:
             self._locks.pop(upload_id, None)
             return size
 
+    def _lost(self, upload_id: str) -> BlobUploadUnknown:
+        """A session whose staging file is gone cannot go on: drop it, the client starts again."""
+        self._discard(upload_id)
+        self._hashers.pop(upload_id, None)
+        return BlobUploadUnknown(f"upload {upload_id} lost its data; start the upload again", {"uuid": upload_id})
+
     def _discard(self, upload_id: str) -> None:
         self.uploads.delete(upload_id)
         self.staging.remove(upload_id)
@@ -182,8 +199,20 @@ class UploadService:
         # stray staging file for the purge or a complete blob, never a row without its bytes.
         staged = self.staging.path(upload_id)
         self.blobs.sync(staged)
-        self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest),
-                              end_session=upload_id if session else None)
+        try:
+            self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest),
+                                  end_session=upload_id if session else None)
+        except BaseException:
+            if session and not staged.exists():
+                # The transaction failed (a full disk, say) after `place` moved the bytes into the
+                # store. They stay there unreferenced (GC removes them, a later push of the same
+                # digest reuses them); moving them back could race with a push of the same
+                # digest. The session cannot be finished any more: the client starts again.
+                try:
+                    self._lost(upload_id)
+                except Exception:
+                    pass  # the database is failing too; the next request on it tries again
+            raise
 
     async def monolithic(self, repository: str, digest: str, body: AsyncIterator[bytes], content_length: int | None) -> int:
         """POST ?digest= with the whole blob: no session row, straight to a staging file."""
@@ -235,7 +264,7 @@ class UploadService:
             if name not in live and mtime < cutoff_ts:
                 self.staging.remove(name)
                 removed += 1
-        return removed
+        return removed + self.blobs.purge_staged(cutoff_ts)
 
 
 def check_upload_digest_param(value: str | None) -> str:

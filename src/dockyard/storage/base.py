@@ -34,6 +34,9 @@ class BlobStore(Protocol):
     def stage_bytes(self, data: bytes) -> Path:
         """Write small content (a manifest) to a synced staging file, ready for `place`."""
 
+    def purge_staged(self, older_than: float) -> int:
+        """Remove `stage_bytes` files (left by a crash) last changed before that time; returns the count."""
+
     def read_bytes(self, digest: str) -> bytes:
         """Read small content whole (manifests). Raises FileNotFoundError."""
 

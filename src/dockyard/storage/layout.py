@@ -9,7 +9,7 @@
     │   └── .staging/                    manifests being written (synced here, then renamed into place)
     └── uploads/                         staging area for upload sessions
         └── <session uuid>               bytes received so far; moved into blobs/ only after the
-                                         digest checks out (fsync, then rename, then fsync of the dir)
+                                         digest checks out (fsync, then rename)
 
 A file in blobs/ is complete and verified by construction: nothing is ever written there in
 place. A crash leaves at most a stray staging file, which the upload purge removes.

@@ -57,7 +57,7 @@ class Gate:
         if kind == "basic" and self.settings.basic_on_registry:
             try:
                 username, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one too
                 raise AccessError(Unauthorized("malformed Basic credentials"), self.challenge(request, None)) from None
             user = await asyncio.get_running_loop().run_in_executor(None, self.auth.check_password, username, password)
             if user is None:

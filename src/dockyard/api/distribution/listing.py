@@ -24,10 +24,8 @@ def _page_params(request: Request, limit: int) -> tuple[int | None, str | None]:
     last = request.query_params.get("last") or None
     if n_text is None or n_text == "":
         return None, last
-    try:
-        n = int(n_text)
-    except ValueError:
-        n = -1
+    # ASCII digits only: int() also takes "1_000", " 5", "+5" and non-ASCII digits.
+    n = int(n_text) if n_text.isascii() and n_text.isdigit() else -1
     if n < 0:
         raise PaginationNumberInvalid(f"invalid page size n={n_text[:20]!r}: expected a non-negative integer")
     return min(n, limit), last

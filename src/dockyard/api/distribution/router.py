@@ -28,7 +28,7 @@ log = logging.getLogger("dockyard.api")
 Handler = Callable[[RegistryContext, Request, Caller, str, str], Awaitable[Response]]
 
 # (pattern, {method: handler}); the first match wins, so uploads come before blobs.
-_NAME = r"(?P<name>.+?)"
+_NAME = r"(?P<name>(?s:.+?))"  # (?s): a newline in the name reaches validate_name (NAME_INVALID)
 ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"^/v2/?$"), {"GET": listing.base, "HEAD": listing.base}),
     (re.compile(r"^/v2/_catalog$"), {"GET": listing.catalog}),
@@ -49,6 +49,17 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 def _plain_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(error_body(code, message), status_code=status, media_type="application/json",
                     headers={**API_VERSION, **(headers or {})})
+
+
+def _out_of_space(exc: BaseException) -> str | None:
+    """Why the storage is full, when `exc` says so: ENOSPC/EDQUOT from the file system, or the
+    database's own "disk full" (SQLite SQLITE_FULL, PostgreSQL 53100) wrapped by SQLAlchemy."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return exc.strerror or str(exc)
+    orig = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError
+    if orig is not None and (getattr(orig, "sqlite_errorcode", None) == 13 or getattr(orig, "sqlstate", None) == "53100"):
+        return f"database: {str(orig).splitlines()[0][:200]}"
+    return None
 
 
 class RegistryAPI:
@@ -81,6 +92,9 @@ class RegistryAPI:
         if handler is None:
             return _plain_error(405, "UNSUPPORTED", f"{request.method} is not allowed here",
                                 {"Allow": ", ".join(sorted(methods))})
+        if "\x00" in request.scope.get("query_string", b"").decode("latin-1").replace("%00", "\x00"):
+            # No query parameter may carry a NUL: PostgreSQL text cannot hold one.
+            return _plain_error(400, "UNSUPPORTED", "NUL bytes are not allowed in query parameters")
         try:
             if name:
                 validate_name(name)
@@ -100,13 +114,11 @@ class RegistryAPI:
             return error_response(exc)
         except ClientDisconnect:
             raise
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        except Exception as exc:
+            full = _out_of_space(exc)
+            if full:
                 # The upload code has already cut the staging file back (or removed it).
-                log.error("insufficient storage on %s %s: %s", request.method, path[:200], exc)
-                return _plain_error(507, "UNKNOWN", f"insufficient storage: {exc.strerror or exc}")
-            log.exception("internal error on %s %s", request.method, path[:200])
-            return _plain_error(500, "UNKNOWN", "internal server error")
-        except Exception:
+                log.error("insufficient storage on %s %s: %s", request.method, path[:200], full)
+                return _plain_error(507, "UNKNOWN", f"insufficient storage: {full}")
             log.exception("internal error on %s %s", request.method, path[:200])
             return _plain_error(500, "UNKNOWN", "internal server error")
