@@ -178,9 +178,10 @@ def blob_file(data: Path, digest: str) -> Path:
     return data / "blobs" / alg / hexpart[:2] / hexpart
 
 
-def store_problems(data: Path) -> list[str]:
+def store_problems(data: Path, allow_temp: bool = True) -> list[str]:
     """Hash every file in the blob store; a file whose content does not match its name, or that
-    is not where its name says, is a problem. Returns them (empty: the store is sound)."""
+    is not where its name says, is a problem (and, without `allow_temp`, a leftover staged
+    manifest). Returns them (empty: the store is sound)."""
     problems: list[str] = []
     root = data / "blobs"
     if not root.exists():
@@ -189,7 +190,9 @@ def store_problems(data: Path) -> list[str]:
         rel = path.relative_to(root).parts
         if len(rel) == 2 and rel[0] == ".staging" and rel[1].endswith(".tmp"):
             # a manifest being written (FsBlobStore.stage_bytes); a crash can leave one behind,
-            # where nothing reads it (and, for now, nothing removes it)
+            # where nothing reads it, until the purge at the next start removes it
+            if not allow_temp:
+                problems.append(f"staged manifest left over: {path}")
             continue
         if len(rel) != 3:
             problems.append(f"unexpected file {path}")

@@ -196,6 +196,32 @@ def test_invalid_manifests(app_client: TestClient, settings: Settings, case: str
     assert snapshot(app_client, settings) == before
 
 
+@pytest.mark.parametrize("char", ["\\u0000", "\\ud800"])
+@pytest.mark.parametrize("where", ["artifactType", "config mediaType", "annotation", "layer mediaType"])
+def test_odd_characters_in_manifest_fields(app_client: TestClient, settings: Settings, where: str, char: str) -> None:
+    """JSON may carry a NUL (PostgreSQL text cannot) or a lone surrogate (not encodable as UTF-8).
+    Refused or stored, never a 500."""
+    push_blob(app_client, "nul", b"{}")
+    push_blob(app_client, "nul", b"L")
+    doc = _image()
+    value = f"application/x{char}y"
+    if where == "artifactType":
+        doc["artifactType"] = value
+    elif where == "config mediaType":
+        doc["config"]["mediaType"] = value
+    elif where == "annotation":
+        doc["annotations"] = {value: value}
+    else:
+        doc["layers"][0]["mediaType"] = value
+    body = dumps(doc).replace(b"\\\\u", b"\\u")
+    r = put_manifest(app_client, "nul", "v1", body)
+    assert r.status_code in (201, 400), r.text
+    if r.status_code == 400:
+        assert_error(r, 400, "MANIFEST_INVALID")
+    else:
+        assert app_client.get("/v2/nul/manifests/v1").content == body
+
+
 def test_valid_manifest_without_media_type(app_client: TestClient) -> None:
     push_blob(app_client, "bare", b"{}")
     push_blob(app_client, "bare", b"L")
@@ -271,10 +297,17 @@ def test_trailing_newline_is_not_ignored(app_client: TestClient, settings: Setti
 
 def test_query_string_garbage(app_client: TestClient) -> None:
     push_image(app_client, "q", "v1")
-    for query in (b"n=%ff%fe", b"last=%00", b"n=1&n=2", b"%%%", b"n", b"last=" + b"z" * 5000):
+    for query in (b"n=%ff%fe", b"n=1&n=2", b"%%%", b"n", b"last=" + b"z" * 5000, b"last=%ff"):
         r = raw_request(app_client, "GET", b"/v2/q/tags/list", query=query)
         assert r.status_code in (200, 400), (query, r.status_code)
         if r.status_code == 400:
             assert_error(r, 400, "PAGINATION_NUMBER_INVALID")
-    r = raw_request(app_client, "GET", b"/v2/q/referrers/" + sha256(b"x").encode(), query=b"artifactType=%00%ff")
+    r = raw_request(app_client, "GET", b"/v2/q/referrers/" + sha256(b"x").encode(), query=b"artifactType=%ff")
     assert r.status_code == 200
+    # a NUL in any query parameter (PostgreSQL text cannot hold one) is refused up front
+    digest = sha256(b"x").encode()
+    for path, query, method in ((b"/v2/q/tags/list", b"last=%00", "GET"), (b"/v2/_catalog", b"last=a%00b", "GET"),
+                                (b"/v2/q/referrers/" + digest, b"artifactType=%00", "GET"),
+                                (b"/v2/q/blobs/uploads/", b"mount=" + digest + b"&from=a%00", "POST"),
+                                (b"/v2/q/blobs/uploads/", b"digest=" + digest + b"%00", "POST")):
+        assert_error(raw_request(app_client, method, path, query=query, body=b"x"), 400, "UNSUPPORTED")

@@ -234,3 +234,13 @@ def test_mount_with_invalid_from_name_does_not_fail(app_client: TestClient) -> N
         if r.status_code == 400:
             assert_error(r, 400, "NAME_INVALID")
     assert_error(app_client.get(f"/v2/target/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+
+
+def test_blob_range_garbage(app_client: TestClient) -> None:
+    digest = push_blob(app_client, "ranges", DATA)
+    for value in ("bytes=abc", "bytes=9-2", "items=1-2", "bytes=", "bytes=-", "bytes=0-1,3-4", "bytes=-5",
+                  "bytes=99999999999999999999-", "bytes=0-99999999999999999999"):
+        r = app_client.get(f"/v2/ranges/blobs/{digest}", headers={"Range": value})
+        assert r.status_code in (200, 206, 400, 416), (value, r.status_code)
+        if r.status_code == 200:
+            assert r.content == DATA

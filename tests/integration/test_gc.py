@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -531,6 +532,50 @@ def test_orphan_files_older_than_grace_are_removed(app_client: TestClient, servi
     assert_pullable(app_client, image)
 
 
+def test_orphan_sweep_spares_a_file_whose_upload_is_committing(services: Any) -> None:
+    """An upload places its file inside its transaction, before the row is committed. The file
+    keeps the staging file's mtime, which is old when the client sent its last chunk long ago:
+    GC must not take it for an orphan while that transaction is in flight."""
+    data = b"slow chunked upload, finished at last" * 10
+    digest = sha(data)
+    staged = services.settings.upload_root / "inflight"
+    staged.write_bytes(data)
+    past = time.time() - 2 * HOUR
+    os.utime(staged, (past, past))
+    placed, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def place() -> None:
+        services.blobs.store.place(staged, digest)
+        placed.set()
+        release.wait(10)
+
+    def commit() -> None:
+        try:
+            services.content.add_blob("gc/inflight", digest, len(data), place)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def collect() -> None:
+        try:
+            gc(services, grace=HOUR)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    uploader = threading.Thread(target=commit)
+    uploader.start()
+    assert placed.wait(10)
+    collector = threading.Thread(target=collect)
+    collector.start()
+    collector.join(1.0)  # GC finishes (PostgreSQL) or waits for the write lock (SQLite)
+    release.set()
+    uploader.join(10)
+    collector.join(10)
+    assert not errors, errors
+    assert digest in blob_rows(services)
+    assert stored(services, digest), "GC removed the file of a blob being committed"
+
+
 def test_stale_upload_sessions_are_purged(app_client: TestClient, services: Any) -> None:
     repo = "gc/uploads"
     stale = app_client.post(f"/v2/{repo}/blobs/uploads/")
@@ -639,7 +684,7 @@ def test_gc_concurrent_with_pushes_never_leaves_missing_blobs(app_client: TestCl
     stop.set()
     collector_thread.join(timeout=60)
     assert not any(t.is_alive() for t in [*threads, collector_thread]), "threads did not finish"
-    assert not errors, "".join(__import__("traceback").format_exception(errors[0])) if errors else ""
+    assert not errors, "".join(traceback.format_exception(errors[0])) if errors else ""
     assert gc_runs[0] >= 3, gc_runs
     assert removed["manifests"] and removed["blobs"], "GC had nothing to do: the test shows nothing"
 

@@ -115,7 +115,6 @@ def test_manifest_referencing_sha512_blobs(app_client: TestClient) -> None:
 
 def test_digest_reference_not_matching_body(app_client: TestClient, settings: Settings) -> None:
     push_image(app_client, "mismatch", "v1")
-    before = snapshot(app_client, settings)
     config = push_blob(app_client, "mismatch", b"{}")
     body = image_manifest(descriptor(OCI_CONFIG, b"{}"), [])
     before = snapshot(app_client, settings)

@@ -66,13 +66,25 @@ class ParsedManifest:
         return None
 
 
+def _storable(text: str) -> bool:
+    """Can the database hold it? JSON may carry a NUL (PostgreSQL text cannot) or a lone
+    surrogate (not UTF-8); media types and artifactType are stored as text."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(value, dict):
         raise ManifestInvalid(f"{where}: a descriptor must be a JSON object")
     media_type = value.get("mediaType")
     digest = value.get("digest")
     size = value.get("size")
-    if not isinstance(media_type, str) or not media_type:
+    if not isinstance(media_type, str) or not media_type or not _storable(media_type):
         raise ManifestInvalid(f"{where}: mediaType is missing or not a string")
     if not isinstance(digest, str):
         raise ManifestInvalid(f"{where}: digest is missing or not a string")
@@ -140,7 +152,7 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
 
     parsed = ParsedManifest(media_type=media_type)
     artifact_type = doc.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
+    if artifact_type is not None and (not isinstance(artifact_type, str) or not _storable(artifact_type)):
         raise ManifestInvalid("artifactType must be a string")
     parsed.artifact_type = artifact_type
     annotations = doc.get("annotations")

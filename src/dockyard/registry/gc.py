@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.config import GcSettings
 from dockyard.meta.db import Database, utcnow
+from dockyard.meta.sql import insert_ignore
 from dockyard.meta.tables import blobs, manifest_blobs, manifest_children, manifests, repository_blobs, tags
 from dockyard.storage.base import BlobStore
 
@@ -173,7 +174,11 @@ class GarbageCollector:
                 continue
             if not dry_run:
                 with self.db.write() as conn:
-                    # Re-check under the write lock: an upload may have recorded it since.
-                    if conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest)).first() is None:
-                        self.store.delete(digest)
+                    # Re-check by claiming the digest: an upload may have recorded it since, or
+                    # (PostgreSQL) hold its row uncommitted, which a SELECT would not see; the
+                    # insert waits for that transaction, and one starting now waits for ours.
+                    if not insert_ignore(conn, blobs, {"digest": digest, "size": 0, "created_at": utcnow()}):
+                        continue
+                    self.store.delete(digest)
+                    conn.execute(delete(blobs).where(blobs.c.digest == digest))
             report.orphan_files += 1

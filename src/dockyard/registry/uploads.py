@@ -260,9 +260,17 @@ class UploadService:
             removed += 1
         live = self.uploads.all_ids()
         cutoff_ts = (utcnow() - timedelta(seconds=orphan_after_seconds)).timestamp()
-        for name, mtime in list(self.staging.iter_files()):
+        files = list(self.staging.iter_files())
+        for name, mtime in files:
             if name not in live and mtime < cutoff_ts:
                 self.staging.remove(name)
+                removed += 1
+        if orphan_after_seconds == 0:
+            # At startup (nothing in flight): a session without its staging file died in the
+            # middle of its commit (the file moved into the store, the transaction did not
+            # commit). It can never be finished; drop it now rather than a day later.
+            for upload_id in live - {name for name, _ in files}:
+                self._discard(upload_id)
                 removed += 1
         return removed + self.blobs.purge_staged(cutoff_ts)
 

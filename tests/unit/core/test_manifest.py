@@ -154,6 +154,11 @@ INVALID: dict[str, tuple[bytes, str | None]] = {
     "subject not an object": (json.dumps(image(subject="sha256:x")).encode(), OCI_MANIFEST),
     "artifactType number": (json.dumps(image(artifactType=1)).encode(), OCI_MANIFEST),
     "annotations list": (json.dumps(image(annotations=[])).encode(), OCI_MANIFEST),
+    # not storable as database text
+    "artifactType NUL": (json.dumps(image(artifactType="a\x00b")).encode(), OCI_MANIFEST),
+    "artifactType surrogate": (json.dumps(image(artifactType="a\ud800b")).encode(), OCI_MANIFEST),
+    "config mediaType NUL": (json.dumps(image(config={**CONFIG, "mediaType": "a\x00"})).encode(), OCI_MANIFEST),
+    "layer mediaType surrogate": (json.dumps(image(layers=[{**LAYER, "mediaType": "\udfff"}])).encode(), OCI_MANIFEST),
 }
 
 
