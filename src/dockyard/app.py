@@ -114,7 +114,11 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
         if uploads.purge_interval_seconds:
             jobs.append(asyncio.create_task(_periodic("upload purge", uploads.purge_interval_seconds, purge)))
         if settings.gc.interval_seconds:
-            jobs.append(asyncio.create_task(_periodic("gc", settings.gc.interval_seconds, services.gc.run)))
+            def collect() -> None:
+                if services.gc.run().manifests:
+                    services.manifests.clear_cache()
+
+            jobs.append(asyncio.create_task(_periodic("gc", settings.gc.interval_seconds, collect)))
         try:
             yield
         finally:

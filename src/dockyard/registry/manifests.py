@@ -82,6 +82,11 @@ class ManifestService:
         if self.cache:
             cache.put(key, (value, time.monotonic() + CACHE_SECONDS))
 
+    def clear_cache(self) -> None:
+        """Forget tag and manifest lookups (after garbage collection deleted manifests)."""
+        self._tags = _Lru(self._tags.limit)
+        self._records = _Lru(self._records.limit)
+
     def _forget_digest(self, repository: str, digest: str) -> None:
         self._records.pop((repository, digest), None)
         for key in [k for k, v in self._tags.items() if k[0] == repository and v[0] == digest]:
