@@ -44,12 +44,13 @@ _sync_file_range = _load_sync_file_range()
 class FileSink:
     """Appends to an open file descriptor and feeds a hasher. Runs in a worker thread."""
 
-    def __init__(self, fd: int, hasher: Any | None, sync: bool) -> None:
+    def __init__(self, fd: int, hasher: Any | None, sync: bool, offset: int = 0) -> None:
         self.fd = fd
         self.hasher = hasher
         self.sync = sync
         self.written = 0
-        self._since_sync = 0
+        self.offset = offset  # file position: writeback is started at fixed positions, so
+        # a chunked upload (many sinks, one per PATCH) gets it as often as a monolithic one
 
     def write(self, chunks: list[bytes]) -> None:
         """Hash and append the chunks (one writev; the chunks are never joined in memory)."""
@@ -63,11 +64,9 @@ class FileSink:
             while view:
                 view = view[os.write(self.fd, view):]
         self.written += size
-        self._since_sync += size
-        if self.sync and self._since_sync >= SYNC_EVERY:
-            if _sync_file_range is not None:
-                _sync_file_range(self.fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # 0, 0: the whole file
-            self._since_sync = 0
+        before, self.offset = self.offset, self.offset + size
+        if self.sync and _sync_file_range is not None and before // SYNC_EVERY != self.offset // SYNC_EVERY:
+            _sync_file_range(self.fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # 0, 0: the whole file
 
 
 async def pump(stream: AsyncIterator[bytes], sink: FileSink, limit: int | None = None) -> int:

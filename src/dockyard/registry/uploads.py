@@ -137,7 +137,7 @@ class UploadService:
             raise self._lost(upload_id) from None
         try:
             os.lseek(fd, offset, os.SEEK_SET)
-            sink = FileSink(fd, hasher, self.fsync)
+            sink = FileSink(fd, hasher, self.fsync, offset)
             try:
                 received = await pump(body, sink, content_length)
                 if content_length is not None and received != content_length:
@@ -145,7 +145,8 @@ class UploadService:
             except BaseException:
                 os.ftruncate(fd, offset)  # all or nothing
                 raise
-            os.ftruncate(fd, offset + received)  # drop bytes a previous failed chunk may have left
+            if os.fstat(fd).st_size != offset + received:
+                os.ftruncate(fd, offset + received)  # drop bytes a crashed earlier chunk left behind
         finally:
             os.close(fd)
         new_offset = offset + received
