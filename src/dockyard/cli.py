@@ -88,11 +88,13 @@ def serve(ctx: click.Context, listen: str | None, data_dir: Path | None) -> None
 def _tune_malloc() -> None:
     """glibc: two arenas, and request-body chunks served from the heap rather than mmap.
 
-    granian hands each ~400 KiB body chunk to Python as a new bytes object. With glibc's default
-    threshold those were mmap'd and munmap'd one by one, and every fresh mmap page faulted and
-    was zeroed by the kernel: 1,100 mmap/munmap pairs per 512 MiB push, and most of the push's
-    CPU time in the kernel. From the heap, the same memory is reused (measured: 512 MiB pushes
-    went from ~250 to ~650 MiB/s, kernel time from ~1.6 s to ~0.4 s)."""
+    granian hands each ~400 KiB body chunk to Python as a new bytes object. Under an mmap
+    threshold below that size (glibc starts at 128 KiB; we had pinned it at 256 KiB) each chunk
+    was mmap'd and munmap'd on its own, and every fresh page faulted and was zeroed by the
+    kernel: 1,100 mmap/munmap pairs per 512 MiB push, and most of the push's CPU time in the
+    kernel. From the heap the same memory is reused (measured here: 512 MiB pushes went from
+    ~250 to ~650 MiB/s, kernel time from ~1.6 s to ~0.4 s). The threshold is pinned rather than
+    left to glibc's adaptive rule so the behaviour does not depend on what was freed first."""
     import ctypes
     import ctypes.util
 
