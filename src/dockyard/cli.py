@@ -135,6 +135,7 @@ def _run_server(settings: Settings) -> None:
     from granian.log import LogLevels
 
     options: dict[str, Any] = dict(address=server.host, port=server.port, interface=Interfaces.ASGI, http=HTTPModes.http1,
+                                   runtime_threads=server.runtime_threads,
                                    websockets=False, log_access=server.access_log, log_level=LogLevels(server.log_level))
     if server.workers == 1:
         _serve_embedded(target, options)

@@ -8,6 +8,7 @@ app.py turns them on only for a single server process.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 import time
@@ -69,6 +70,7 @@ class ManifestService:
         self._bytes: _Lru = _Lru(4096)  # digest -> bytes (immutable: always safe)
         self._tags: _Lru = _Lru(65536)  # (repo, tag) -> (digest, expires)
         self._records: _Lru = _Lru(65536)  # (repo, digest) -> (media type, expires)
+        self._tag_lists: _Lru = _Lru(1024)  # repo -> (sorted tag names, expires)
 
     def _cached(self, cache: _Lru, key: tuple[str, str]) -> str | None:
         if not self.cache:
@@ -86,6 +88,10 @@ class ManifestService:
         """Forget tag and manifest lookups (after garbage collection deleted manifests)."""
         self._tags = _Lru(self._tags.limit)
         self._records = _Lru(self._records.limit)
+        self._tag_lists = _Lru(self._tag_lists.limit)
+
+    def _forget_tags(self, repository: str) -> None:
+        self._tag_lists.pop(repository, None)
 
     def _forget_digest(self, repository: str, digest: str) -> None:
         self._records.pop((repository, digest), None)
@@ -113,6 +119,7 @@ class ManifestService:
             staged.unlink(missing_ok=True)  # already gone when placed
         if tag is not None:
             self._remember(self._tags, (repository, tag), digest)
+            self._forget_tags(repository)
         return digest, parsed.subject.digest if parsed.subject else None
 
     def resolve(self, repository: str, reference: str) -> str:
@@ -151,18 +158,32 @@ class ManifestService:
             Digest.parse(reference)
             found = self.content.delete_manifest(repository, reference)
             self._forget_digest(repository, reference)
+            self._forget_tags(repository)
         else:
             validate_tag(reference)
             found = self.content.delete_tag(repository, reference)
             self._tags.pop((repository, reference), None)
+            self._forget_tags(repository)
         if not found:
             raise ManifestUnknown(f"manifest {reference!r} is unknown in {repository}", {"reference": reference})
 
     def tags(self, repository: str, last: str | None, n: int | None) -> list[str]:
-        result = self.content.list_tags(repository, last, n)
-        if result is None:
-            raise NameUnknown(f"repository {repository} is unknown", {"name": repository})
-        return result
+        """Tags in lexical order after `last`, at most `n`; raises NameUnknown."""
+        if not self.cache:
+            result = self.content.list_tags(repository, last, n)
+            if result is None:
+                raise NameUnknown(f"repository {repository} is unknown", {"name": repository})
+            return result
+        entry = self._tag_lists.get(repository)
+        if entry is None or entry[1] < time.monotonic():
+            full = self.content.list_tags(repository, None, None)
+            if full is None:
+                raise NameUnknown(f"repository {repository} is unknown", {"name": repository})
+            entry = (full, time.monotonic() + CACHE_SECONDS)
+            self._tag_lists.put(repository, entry)
+        names: list[str] = entry[0]
+        start = bisect.bisect_right(names, last) if last else 0
+        return names[start:] if n is None else names[start:start + n]
 
     def referrers(self, repository: str, digest: str, artifact_type: str | None) -> bytes:
         """The referrers of `digest` as an OCI image index (an empty one when there are none)."""
