@@ -23,7 +23,7 @@ class ServerSettings(_Section):
         "granian", description="HTTP server: granian (default, serves blobs from Rust without copying through Python) or uvicorn."
     )
     workers: int = Field(1, ge=1, le=64, description="Worker processes. Keep 1 with SQLite.")
-    runtime_threads: int = Field(1, ge=1, le=16, description="granian's I/O threads per worker (Rust side; Python code runs on one).")
+    runtime_threads: int = Field(2, ge=1, le=16, description="granian's I/O threads per worker (Rust side; Python code runs on one).")
     public_url: str | None = Field(
         None, description="Base URL clients use to reach this registry (e.g. https://registry.example.com). "
         "Default: taken from each request's Host header."

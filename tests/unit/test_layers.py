@@ -1,0 +1,45 @@
+"""The dependency direction of the architecture (README, Architecture): each layer imports only
+from the layers below it. Checked on the source with `ast`, as import-linter's layers contract would."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "dockyard"
+
+# package -> the dockyard packages it may import (besides itself)
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "storage": {"core"},
+    "meta": {"core"},
+    "auth": {"core", "meta"},
+    "registry": {"core", "meta", "storage", "config"},
+    "api": {"core", "meta", "auth", "registry", "config", "storage"},
+}
+NO_HTTP = {"core", "storage", "meta", "auth", "registry"}  # only api (and app/cli) know HTTP
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_layers_import_only_downwards() -> None:
+    problems = []
+    for package, allowed in ALLOWED.items():
+        for path in (SRC / package).rglob("*.py"):
+            for name in _imports(path):
+                if name.startswith("dockyard."):
+                    target = name.split(".")[1]
+                    if target != package and target not in allowed:
+                        problems.append(f"{path.relative_to(SRC)} imports {name}")
+                if package in NO_HTTP and name.split(".")[0] in {"starlette", "granian", "uvicorn", "httpx"}:
+                    problems.append(f"{path.relative_to(SRC)} imports {name} (HTTP belongs in api/)")
+    assert not problems, "\n".join(problems)
