@@ -23,8 +23,11 @@ from dockyard.api.token import TokenEndpoint
 from dockyard.auth.service import AuthService
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
+from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
+from dockyard.meta.credentials import CredentialStore
 from dockyard.meta.db import Database
+from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.uploads import UploadStore
 from dockyard.meta.users import UserStore
 from dockyard.registry.blobs import BlobService
@@ -49,6 +52,9 @@ class Services:
     uploads: UploadService
     manifests: ManifestService
     gc: GarbageCollector
+    namespaces: NamespaceStore
+    credentials: CredentialStore
+    audit: AuditStore
 
 
 def build_services(settings: Settings) -> Services:
@@ -57,6 +63,8 @@ def build_services(settings: Settings) -> Services:
     staging = StagingArea(settings.upload_root)
     users = UserStore(db)
     content = ContentStore(db)
+    namespaces = NamespaceStore(db)
+    credentials = CredentialStore(db)
     tokens = TokenService(load_or_create_key(settings.key_path), settings.auth.issuer, settings.auth.service,
                           settings.auth.token_ttl_seconds, settings.auth.refresh_ttl_seconds)
     # Process-local caches are exact only when this process sees every write.
@@ -67,7 +75,10 @@ def build_services(settings: Settings) -> Services:
         db=db,
         users=users,
         content=content,
-        auth=AuthService(users, tokens),
+        auth=AuthService(users, tokens, namespaces, credentials, settings.auth.account_password_for_registry),
+        namespaces=namespaces,
+        credentials=credentials,
+        audit=AuditStore(db),
         blobs=BlobService(content, store),
         uploads=uploads,
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),

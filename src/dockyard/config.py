@@ -69,6 +69,11 @@ class AuthSettings(_Section):
     token_ttl_seconds: int = Field(300, ge=30, le=86400, description="Lifetime of a registry access token.")
     refresh_ttl_seconds: int = Field(30 * 86400, ge=60, description="Lifetime of an OAuth2 refresh token.")
     basic_on_registry: bool = Field(True, description="Accept Basic credentials sent straight to /v2/.")
+    account_password_for_registry: bool = Field(
+        True, description="Accept a user's account password for `docker login` too, besides the fixed registry "
+        "password, temporary passwords and robot secrets."
+    )
+    temp_password_ttl_seconds: int = Field(3600, ge=60, le=30 * 86400, description="Default lifetime of a temporary password.")
 
 
 class UploadSettings(_Section):

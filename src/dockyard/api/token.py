@@ -17,7 +17,7 @@ from starlette.responses import Response
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import AuthService
 from dockyard.core.scopes import parse_scopes
-from dockyard.meta.users import User
+from dockyard.auth.policy import Principal
 
 
 def _json(data: dict[str, object], status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -56,17 +56,17 @@ class TokenEndpoint:
             return await self.post(request)
         return await self.get(request)
 
-    def _answer(self, user: User | None, scopes: list[str], offline: bool) -> Response:
-        token, ttl, _ = self.auth.issue(user, parse_scopes(scopes))
+    def _answer(self, principal: Principal | None, scopes: list[str], offline: bool) -> Response:
+        token, ttl, _ = self.auth.issue(principal, parse_scopes(scopes))
         body: dict[str, object] = {"token": token, "access_token": token, "expires_in": ttl,
                                    "issued_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
-        if offline and user is not None:
-            body["refresh_token"] = self.auth.tokens.issue_refresh(user.username)
+        if offline and principal is not None:
+            body["refresh_token"] = self.auth.tokens.issue_refresh(principal.name, principal.temp.id if principal.temp else None)
         return _json(body)
 
     async def get(self, request: Request) -> Response:
         params = request.query_params
-        user: User | None = None
+        user: Principal | None = None
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
             try:
@@ -78,7 +78,7 @@ class TokenEndpoint:
                 return _unauthorized("invalid username or password")
         elif header.lower().startswith("bearer "):
             # A refresh token presented as a bearer credential (Docker's identity-token flow).
-            user = await run_sync(self.auth.user_from_refresh, header[7:].strip())
+            user = await run_sync(self.auth.principal_from_refresh, header[7:].strip())
             if user is None:
                 return _unauthorized("invalid or expired refresh token")
         return await run_sync(self._answer, user, params.getlist("scope"), params.get("offline_token") == "true")
@@ -95,7 +95,7 @@ class TokenEndpoint:
             if user is None:
                 return _unauthorized("invalid username or password")
         elif grant == "refresh_token":
-            user = await run_sync(self.auth.user_from_refresh, str(form.get("refresh_token") or ""))
+            user = await run_sync(self.auth.principal_from_refresh, str(form.get("refresh_token") or ""))
             if user is None:
                 return _unauthorized("invalid or expired refresh token")
         else:

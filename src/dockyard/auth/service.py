@@ -1,64 +1,195 @@
-"""Authentication: who is calling (Basic credentials or a Bearer token), and token issuing."""
+"""Authentication: who is calling (Basic credentials or a Bearer token), what they may do, and
+token issuing."""
 
 from __future__ import annotations
 
+import hmac
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from dockyard.auth import policy
 from dockyard.auth.passwords import VerifiedCache, verify_password
+from dockyard.auth.policy import Principal
 from dockyard.auth.tokens import AccessToken, InvalidToken, TokenService
 from dockyard.core.scopes import Scope
+from dockyard.meta.credentials import CredentialStore, secret_hash
+from dockyard.meta.db import utcnow
+from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.users import User, UserStore
+
+TEMP_PREFIX = "dkt_"  # temporary passwords look like dkt_<id>_<secret>
+ROBOT_PREFIX = "robot$"  # robot accounts log in as robot$<namespace>+<name>
+ACCESS_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated caller: a user (Basic) or the holder of a token."""
+    """Who is calling a /v2 endpoint: a principal known by credentials, the holder of a token,
+    or nobody (anonymous). `resolve` answers for the first and the last."""
 
     username: str | None
-    user: User | None = None
+    principal: Principal | None = None
     token: AccessToken | None = None
+    resolve: Callable[[Principal | None, Scope], tuple[str, ...]] | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.principal is not None or self.token is not None
 
     def may(self, type_: str, name: str, action: str) -> bool:
         if self.token is not None:
             return self.token.allows(type_, name, action)
-        return action in policy.allowed_actions(self.user, Scope(type_, name, (action,)))
-
-
-ANONYMOUS = Caller(username=None)
+        if self.resolve is None or (type_ != "repository" and self.principal is None):
+            return False  # anonymous callers list the catalog with a (possibly anonymous) token
+        return action in self.resolve(self.principal, Scope(type_, name, (action,)))
 
 
 class AuthService:
-    def __init__(self, users: UserStore, tokens: TokenService) -> None:
+    def __init__(self, users: UserStore, tokens: TokenService, namespaces: NamespaceStore,
+                 credentials: CredentialStore, account_password_for_registry: bool = True) -> None:
         self.users = users
         self.tokens = tokens
+        self.namespaces = namespaces
+        self.credentials = credentials
+        self.account_password_for_registry = account_password_for_registry
         self._verified = VerifiedCache()
+        self._access: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
 
-    def check_password(self, username: str, password: str) -> User | None:
-        """The active user with these credentials, or None. Takes constant time on failure."""
+    # -- who ------------------------------------------------------------------------------------
+    def check_password(self, username: str, password: str) -> Principal | None:
+        """The principal these `docker login` credentials stand for, or None (constant time for
+        unknown users and wrong passwords)."""
+        if username.startswith(ROBOT_PREFIX):
+            return self._robot_login(username, password)
+        user = self.users.get(username)
+        if password.startswith(TEMP_PREFIX):
+            return self._temp_login(user, password)
+        if user is not None and self._verified.check(username, user.password_hash + (user.registry_password_hash or ""), password):
+            return None if user.disabled else Principal(user=user)
+        hashes = [user.registry_password_hash] if user is not None and user.registry_password_hash else []
+        if user is not None and self.account_password_for_registry:
+            hashes.append(user.password_hash)
+        ok = any(verify_password(h, password) for h in hashes) if hashes else verify_password(None, password)
+        if not ok or user is None:
+            return None
+        self._verified.remember(username, user.password_hash + (user.registry_password_hash or ""), password)
+        return None if user.disabled else Principal(user=user)
+
+    def check_account_password(self, username: str, password: str) -> User | None:
+        """The console/API login: the account password only."""
         user = self.users.get(username)
         if user is not None and self._verified.check(username, user.password_hash, password):
             return None if user.disabled else user
-        ok = verify_password(user.password_hash if user else None, password)
-        if not ok or user is None:
+        if not verify_password(user.password_hash if user else None, password) or user is None:
             return None
         self._verified.remember(username, user.password_hash, password)
         return None if user.disabled else user
 
+    def _robot_login(self, username: str, secret: str) -> Principal | None:
+        namespace, sep, name = username[len(ROBOT_PREFIX):].partition("+")
+        robot = self.credentials.get_robot(namespace, name) if sep else None
+        expected = robot.secret_hash if robot is not None else "0" * 64
+        ok = hmac.compare_digest(expected, secret_hash(secret))
+        if robot is None or not ok or robot.disabled or (robot.expires_at is not None and _aware(robot.expires_at) <= utcnow()):
+            return None
+        return Principal(robot=robot)
+
+    def _temp_login(self, user: User | None, password: str) -> Principal | None:
+        _, _, rest = password.partition(TEMP_PREFIX)
+        temp_id, _, _ = rest.partition("_")
+        temp = self.credentials.get_temp(temp_id) if temp_id.isalnum() and len(temp_id) <= 32 else None
+        expected = temp.secret_hash if temp is not None else "0" * 64
+        ok = hmac.compare_digest(expected, secret_hash(password))
+        if (not ok or temp is None or user is None or user.disabled or temp.username != user.username
+                or temp.revoked_at is not None or _aware(temp.expires_at) <= utcnow()):
+            return None
+        return Principal(user=user, temp=temp)
+
     def caller_from_token(self, token: str) -> Caller:
         """Raises InvalidToken."""
         access = self.tokens.verify(token)
-        return Caller(username=access.subject, token=access)
+        return Caller(username=access.subject or None, token=access, resolve=self.allowed)
 
-    def issue(self, user: User | None, scopes: list[Scope]) -> tuple[str, int, list[Scope]]:
-        granted = policy.grant(user, scopes)
-        token, ttl = self.tokens.issue(user.username if user else "", granted)
+    def caller_from_principal(self, principal: Principal | None) -> Caller:
+        return Caller(username=principal.name if principal else None, principal=principal, resolve=self.allowed)
+
+    def principal_from_subject(self, subject: str, temp_id: str | None = None) -> Principal | None:
+        """Rebuild the principal a token was issued to, if it is still valid: a disabled user or
+        robot, an expired robot, or a revoked or expired temporary password gives None."""
+        if not subject:
+            return None
+        now = utcnow()
+        if subject.startswith(ROBOT_PREFIX):
+            namespace, _, name = subject[len(ROBOT_PREFIX):].partition("+")
+            robot = self.credentials.get_robot(namespace, name)
+            if robot is None or robot.disabled or (robot.expires_at is not None and _aware(robot.expires_at) <= now):
+                return None
+            return Principal(robot=robot)
+        user = self.users.get(subject)
+        if user is None or user.disabled:
+            return None
+        if temp_id is None:
+            return Principal(user=user)
+        temp = self.credentials.get_temp(temp_id)
+        if temp is None or temp.username != user.username or temp.revoked_at is not None or _aware(temp.expires_at) <= now:
+            return None
+        return Principal(user=user, temp=temp)
+
+    # -- what -----------------------------------------------------------------------------------
+    def allowed(self, principal: Principal | None, scope: Scope) -> tuple[str, ...]:
+        """What of `scope` the principal may do (cached for a few seconds per principal and name)."""
+        if scope.type == "registry" and scope.name == "catalog":
+            return ("*",) if "*" in scope.actions else ()
+        if scope.type != "repository":
+            return ()
+        key = (principal.name + (f"#{principal.temp.id}" if principal and principal.temp else "") if principal else "", scope.name)
+        now = time.monotonic()
+        hit = self._access.get(key)
+        if hit is None or hit[0] < now:
+            facts = self.namespaces.facts(scope.name)
+            role = None
+            if principal is not None and principal.user is not None and not principal.user.is_admin:
+                role = self.namespaces.roles_of(principal.user.username).get(facts.namespace)
+            actions = frozenset(policy.repository_actions(principal, role, facts))
+            with self._lock:
+                if len(self._access) > 50000:
+                    self._access.clear()
+                self._access[key] = (now + ACCESS_CACHE_SECONDS, actions)
+            hit = self._access[key]
+        return policy.grant_actions(scope, hit[1])
+
+    def forget_access(self) -> None:
+        """Drop cached decisions (after a change of roles, visibility or credentials)."""
+        with self._lock:
+            self._access.clear()
+
+    def visible(self, principal: Principal | None, names: list[str]) -> list[str]:
+        """The repositories of `names` the principal may pull (the catalog's filter)."""
+        return [n for n in names if "pull" in self.allowed(principal, Scope("repository", n, ("pull",)))]
+
+    # -- tokens ---------------------------------------------------------------------------------
+    def issue(self, principal: Principal | None, scopes: list[Scope]) -> tuple[str, int, list[Scope]]:
+        granted = []
+        for scope in scopes:
+            actions = self.allowed(principal, scope)
+            if actions:
+                granted.append(Scope(scope.type, scope.name, actions))
+        extra = {"tmp": principal.temp.id} if principal is not None and principal.temp is not None else None
+        token, ttl = self.tokens.issue(principal.name if principal else "", granted, extra)
         return token, ttl, granted
 
-    def user_from_refresh(self, refresh_token: str) -> User | None:
+    def principal_from_refresh(self, refresh_token: str) -> Principal | None:
         try:
-            username = self.tokens.verify_refresh(refresh_token)
+            subject, temp_id = self.tokens.verify_refresh(refresh_token)
         except InvalidToken:
             return None
-        user = self.users.get(username)
-        return user if user is not None and not user.disabled else None
+        return self.principal_from_subject(subject, temp_id)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes (stored as UTC); PostgreSQL aware ones.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -58,6 +58,7 @@ class AccessToken:
     subject: str
     access: frozenset[tuple[str, str, str]]  # (type, name, action)
     expires_at: float
+    temp_id: str | None = None  # the temporary password it was issued for, if any
 
     def allows(self, type_: str, name: str, action: str) -> bool:
         return (type_, name, action) in self.access or (type_, name, "*") in self.access
@@ -79,7 +80,7 @@ class TokenService:
         self._cache: dict[str, AccessToken] = {}
         self._lock = threading.Lock()
 
-    def issue(self, subject: str, access: list[Scope]) -> tuple[str, int]:
+    def issue(self, subject: str, access: list[Scope], extra: dict[str, Any] | None = None) -> tuple[str, int]:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -90,13 +91,16 @@ class TokenService:
             "exp": now + self.ttl,
             "jti": secrets.token_hex(16),
             "access": [s.as_claim() for s in access],
+            **(extra or {}),
         }
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid}), self.ttl
 
-    def issue_refresh(self, subject: str) -> str:
+    def issue_refresh(self, subject: str, temp_id: str | None = None) -> str:
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "iat": now, "exp": now + self.refresh_ttl,
-                  "jti": secrets.token_hex(16), "typ": "refresh"}
+        claims: dict[str, Any] = {"iss": self.issuer, "sub": subject, "aud": self.service, "iat": now,
+                                  "exp": now + self.refresh_ttl, "jti": secrets.token_hex(16), "typ": "refresh"}
+        if temp_id:
+            claims["tmp"] = temp_id  # checked again at every refresh: revoking it ends the refreshes
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
 
     def _decode(self, token: str) -> dict[str, Any]:
@@ -124,16 +128,19 @@ class TokenService:
             if isinstance(entry, dict) and isinstance(entry.get("actions"), list):
                 for action in entry["actions"]:
                     access.add((str(entry.get("type")), str(entry.get("name")), str(action)))
-        result = AccessToken(subject=str(claims["sub"]), access=frozenset(access), expires_at=float(claims["exp"]))
+        tmp = claims.get("tmp")
+        result = AccessToken(subject=str(claims["sub"]), access=frozenset(access), expires_at=float(claims["exp"]),
+                             temp_id=tmp if isinstance(tmp, str) else None)
         with self._lock:
             if len(self._cache) > 50000:
                 self._cache = {t: a for t, a in self._cache.items() if a.expires_at > now}
             self._cache[token] = result
         return result
 
-    def verify_refresh(self, token: str) -> str:
-        """Return the subject of a valid refresh token; raises InvalidToken."""
+    def verify_refresh(self, token: str) -> tuple[str, str | None]:
+        """Return the subject (and temporary password id) of a valid refresh token; raises InvalidToken."""
         claims = self._decode(token)
         if claims.get("typ") != "refresh":
             raise InvalidToken("not a refresh token")
-        return str(claims["sub"])
+        tmp = claims.get("tmp")
+        return str(claims["sub"]), tmp if isinstance(tmp, str) else None

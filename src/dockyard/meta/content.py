@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, bindparam, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
+from dockyard.core.access import namespace_of
 from dockyard.core.errors import ManifestBlobUnknown
 from dockyard.core.manifest import ParsedManifest
 from dockyard.meta.db import Database, utcnow
@@ -24,6 +25,7 @@ from dockyard.meta.tables import (
     manifest_blobs,
     manifest_children,
     manifests,
+    namespaces,
     repositories,
     repository_blobs,
     tags,
@@ -62,6 +64,10 @@ def _repo_id(conn: Connection, name: str) -> int | None:
 def _ensure_repo(conn: Connection, name: str) -> int:
     repo_id = _repo_id(conn, name)
     if repo_id is None:
+        # The access policy decided that this push may create the repository (and, for an
+        # administrator, its namespace): a new namespace is private and lets pushes create.
+        insert_ignore(conn, namespaces, {"name": namespace_of(name), "public": False, "auto_create": True,
+                                         "created_at": utcnow()})
         insert_ignore(conn, repositories, {"name": name, "created_at": utcnow()})
         repo_id = _repo_id(conn, name)
     assert repo_id is not None

@@ -44,6 +44,8 @@ users = Table(
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The fixed password for `docker login`, separate from the account password (as ACR and TCR do).
+    Column("registry_password_hash", String(255), nullable=True),
 )
 
 repositories = Table(
@@ -53,6 +55,90 @@ repositories = Table(
     Column("name", String(255), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_push_at", DateTime(timezone=True), nullable=True),
+    Column("summary", String(255), nullable=True),
+    Column("description", Text, nullable=True),
+    # 'public' or 'private'; NULL inherits the namespace's default.
+    Column("visibility", String(8), nullable=True),
+)
+
+# A repository belongs to the namespace named by the first component of its name
+# ("team/app" -> "team"); a one-component name ("busybox") belongs to "library", as on Docker Hub.
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("public", Boolean, nullable=False, default=False),  # default visibility of its repositories
+    Column("auto_create", Boolean, nullable=False, default=True),  # may a push create a repository?
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+namespace_members = Table(
+    "namespace_members",
+    metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),  # owner | developer | guest
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Temporary passwords for `docker login`: shown once, expiring, revocable, optionally limited.
+temp_passwords = Table(
+    "temp_passwords",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", String(128), nullable=False),  # sha256 of a 256-bit random secret
+    Column("description", String(255), nullable=True),
+    Column("repositories", Text, nullable=True),  # JSON list of name patterns; NULL: no limit
+    Column("actions", String(64), nullable=True),  # "pull" or "pull,push"…; NULL: no limit
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Index("ix_temp_passwords_user", "user_id"),
+)
+
+# Robot accounts of a namespace, for CI: log in as `robot$NAMESPACE+NAME`.
+robots = Table(
+    "robots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", String(255), nullable=True),
+    Column("secret_hash", String(128), nullable=False),
+    Column("permissions", Text, nullable=False),  # JSON [{"repositories": "app-*", "actions": ["pull","push"]}]
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("rotated_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("namespace_id", "name", name="uq_robots_namespace_name"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(160), nullable=False),
+    Column("action", String(64), nullable=False),  # e.g. namespace.create, manifest.push, tag.delete
+    Column("target", String(512), nullable=False),
+    Column("detail", Text, nullable=True),  # JSON
+    Column("remote", String(64), nullable=True),
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_target", "target"),
+)
+
+tag_pulls = Table(
+    "tag_pulls",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("pulls", BigInteger, nullable=False),
+    Column("last_pulled_at", DateTime(timezone=True), nullable=False),
 )
 
 blobs = Table(

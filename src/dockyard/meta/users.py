@@ -19,6 +19,7 @@ class User:
     is_admin: bool
     disabled: bool
     created_at: datetime
+    registry_password_hash: str | None = None
 
 
 class UserStore:

@@ -8,7 +8,7 @@ import binascii
 
 from starlette.requests import Request
 
-from dockyard.auth.service import ANONYMOUS, AuthService, Caller
+from dockyard.auth.service import AuthService, Caller
 from dockyard.auth.tokens import InvalidToken
 from dockyard.config import AuthSettings
 from dockyard.core.errors import Denied, Unauthorized
@@ -46,7 +46,7 @@ class Gate:
         """Identify the caller; bad credentials raise AccessError (401)."""
         header = request.headers.get("authorization")
         if not header:
-            return ANONYMOUS
+            return self.auth.caller_from_principal(None)
         kind, _, value = header.partition(" ")
         kind = kind.lower()
         if kind == "bearer":
@@ -59,10 +59,10 @@ class Gate:
                 username, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one too
                 raise AccessError(Unauthorized("malformed Basic credentials"), self.challenge(request, None)) from None
-            user = await asyncio.get_running_loop().run_in_executor(None, self.auth.check_password, username, password)
-            if user is None:
+            principal = await asyncio.get_running_loop().run_in_executor(None, self.auth.check_password, username, password)
+            if principal is None:
                 raise AccessError(Unauthorized("invalid username or password"), self.challenge(request, None))
-            return Caller(username=user.username, user=user)
+            return self.auth.caller_from_principal(principal)
         raise AccessError(Unauthorized("unsupported authorization scheme"), self.challenge(request, None))
 
     def require(self, request: Request, caller: Caller, type_: str, name: str, actions: tuple[str, ...]) -> None:
@@ -72,7 +72,7 @@ class Gate:
         if not missing:
             return
         scope = f"{type_}:{name}:{','.join(actions)}"
-        if caller.user is not None:
+        if caller.principal is not None:
             raise AccessError(Denied(f"{caller.username} may not {','.join(missing)} {name}"), None)
         if caller.token is not None:
             raise AccessError(

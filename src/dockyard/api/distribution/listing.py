@@ -40,7 +40,7 @@ def _next_link(path: str, n: int, last: str) -> dict[str, str]:
 
 
 async def base(ctx: RegistryContext, request: Request, caller: Caller, _name: str, _ref: str) -> Response:
-    if caller.username is None and caller.token is None:
+    if not caller.authenticated:
         raise AccessError(Unauthorized("authentication required"), ctx.gate.challenge(request, None))
     return _json({})
 
@@ -62,13 +62,33 @@ async def catalog(ctx: RegistryContext, request: Request, caller: Caller, _name:
     ctx.gate.require(request, caller, "registry", "catalog", ("*",))
     n, last = _page_params(request, ctx.settings.limits.page_size_max)
     n = CATALOG_DEFAULT_PAGE if n is None else n
-    found = await run_sync(ctx.manifests.content.catalog, last, n + 1)
+    found = await run_sync(_visible_page, ctx, caller, last, n + 1)
     headers: dict[str, str] = {}
     if len(found) > n:
         found = found[:n]
         if found:
             headers = _next_link("/v2/_catalog", n, found[-1])
     return _json({"repositories": found}, headers)
+
+
+def _visible_page(ctx: RegistryContext, caller: Caller, last: str | None, want: int) -> list[str]:
+    """Up to `want` repository names after `last` that the caller may pull (the catalog lists
+    only what the caller may see)."""
+    auth = ctx.gate.auth
+    principal = caller.principal
+    if caller.token is not None:
+        principal = auth.principal_from_subject(caller.token.subject, caller.token.temp_id)
+    content = ctx.manifests.content
+    if principal is not None and principal.is_admin:
+        return content.catalog(last, want)
+    out: list[str] = []
+    while len(out) < want:
+        batch = content.catalog(last, max(want, 100))
+        if not batch:
+            break
+        out.extend(auth.visible(principal, batch))
+        last = batch[-1]
+    return out[:want]
 
 
 async def referrers(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:

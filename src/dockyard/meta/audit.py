@@ -1,0 +1,72 @@
+"""The audit log: who did what, to what, when and from where; and pull counts per tag."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from dockyard.meta.db import Database, utcnow
+from dockyard.meta.sql import insert_ignore
+from dockyard.meta.tables import audit_events, repositories, tag_pulls
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] | None
+    remote: str | None
+
+
+class AuditStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None,
+               remote: str | None = None) -> None:
+        with self.db.write() as conn:
+            conn.execute(audit_events.insert(), {"at": utcnow(), "actor": actor[:160], "action": action[:64],
+                                                 "target": target[:512], "remote": (remote or "")[:64] or None,
+                                                 "detail": json.dumps(detail) if detail else None})
+
+    def query(self, actor: str | None = None, action: str | None = None, target_prefix: str | None = None,
+              since: datetime | None = None, before_id: int | None = None, limit: int = 100,
+              targets: set[str] | None = None) -> list[AuditEvent]:
+        """Newest first; page with `before_id`. `target_prefix` matches a namespace's events too."""
+        q = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        if actor:
+            q = q.where(audit_events.c.actor == actor)
+        if action:
+            q = q.where(audit_events.c.action.like(f"{action}%"))
+        if target_prefix:
+            q = q.where(audit_events.c.target.like(f"{target_prefix}%"))
+        if since:
+            q = q.where(audit_events.c.at >= since)
+        if before_id:
+            q = q.where(audit_events.c.id < before_id)
+        with self.db.read() as conn:
+            return [AuditEvent(id=r.id, at=r.at, actor=r.actor, action=r.action, target=r.target,
+                               detail=json.loads(r.detail) if r.detail else None, remote=r.remote) for r in conn.execute(q)]
+
+    def count_pull(self, repository: str, tag: str) -> None:
+        now = utcnow()
+        with self.db.write() as conn:
+            repo_id = conn.execute(select(repositories.c.id).where(repositories.c.name == repository)).scalar()
+            if repo_id is None:
+                return
+            if not insert_ignore(conn, tag_pulls, {"repository_id": repo_id, "tag": tag, "pulls": 1, "last_pulled_at": now}):
+                conn.execute(update(tag_pulls).where(tag_pulls.c.repository_id == repo_id, tag_pulls.c.tag == tag)
+                             .values(pulls=tag_pulls.c.pulls + 1, last_pulled_at=now))
+
+    def pulls(self, repository: str) -> dict[str, tuple[int, datetime]]:
+        q = (select(tag_pulls.c.tag, tag_pulls.c.pulls, tag_pulls.c.last_pulled_at)
+             .join(repositories, repositories.c.id == tag_pulls.c.repository_id).where(repositories.c.name == repository))
+        with self.db.read() as conn:
+            return {t: (n, at) for t, n, at in conn.execute(q)}

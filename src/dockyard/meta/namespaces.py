@@ -1,0 +1,192 @@
+"""Namespaces, their members and roles, and repository facts for access decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+
+from dockyard.core.access import RepositoryFacts, namespace_of
+from dockyard.meta.db import Database, utcnow
+from dockyard.meta.sql import upsert
+from dockyard.meta.tables import namespace_members, namespaces, repositories, users
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    id: int
+    name: str
+    description: str | None
+    public: bool
+    auto_create: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    username: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    name: str
+    summary: str | None
+    description: str | None
+    visibility: str | None  # own setting; None inherits
+    public: bool  # effective
+    created_at: datetime
+    last_push_at: datetime | None
+
+
+class NamespaceStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- namespaces -----------------------------------------------------------------------------
+    def create(self, name: str, description: str | None, public: bool, auto_create: bool) -> Namespace:
+        with self.db.write() as conn:
+            conn.execute(namespaces.insert(), {"name": name, "description": description, "public": public,
+                                               "auto_create": auto_create, "created_at": utcnow()})
+        ns = self.get(name)
+        assert ns is not None
+        return ns
+
+    def get(self, name: str) -> Namespace | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(namespaces).where(namespaces.c.name == name)).first()
+        return Namespace(**row._mapping) if row else None
+
+    def list(self, names: set[str] | None = None, after: str | None = None, limit: int = 100) -> list[Namespace]:
+        """All namespaces (admin), or those in `names`, in name order after `after`."""
+        q = select(namespaces).order_by(namespaces.c.name).limit(limit)
+        if names is not None:
+            q = q.where(namespaces.c.name.in_(names))
+        if after:
+            q = q.where(namespaces.c.name > after)
+        with self.db.read() as conn:
+            return [Namespace(**r._mapping) for r in conn.execute(q)]
+
+    def update(self, name: str, **fields: object) -> bool:
+        allowed = {k: v for k, v in fields.items() if k in ("description", "public", "auto_create")}
+        if not allowed:
+            return self.get(name) is not None
+        with self.db.write() as conn:
+            return conn.execute(update(namespaces).where(namespaces.c.name == name).values(**allowed)).rowcount > 0
+
+    def delete(self, name: str) -> list[str]:
+        """Delete the namespace and its repositories (tags and manifests go with them; blobs are
+        left to garbage collection). Returns the names of the repositories removed."""
+        with self.db.write() as conn:
+            repos = list(conn.execute(select(repositories.c.name).where(repositories.c.name.like(f"{name}/%"))).scalars())
+            if namespace_of(name) == name and name == "library":
+                repos += list(conn.execute(select(repositories.c.name).where(~repositories.c.name.contains("/"))).scalars())
+            if repos:
+                conn.execute(delete(repositories).where(repositories.c.name.in_(repos)))
+            conn.execute(delete(namespaces).where(namespaces.c.name == name))
+        return repos
+
+    # -- members --------------------------------------------------------------------------------
+    def set_member(self, namespace: str, username: str, role: str) -> bool:
+        with self.db.write() as conn:
+            ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
+            user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+            if ns_id is None or user_id is None:
+                return False
+            upsert(conn, namespace_members, {"namespace_id": ns_id, "user_id": user_id, "role": role, "created_at": utcnow()},
+                   ["namespace_id", "user_id"], ["role"])
+            return True
+
+    def remove_member(self, namespace: str, username: str) -> bool:
+        with self.db.write() as conn:
+            ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
+            user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+            if ns_id is None or user_id is None:
+                return False
+            return conn.execute(delete(namespace_members).where(
+                namespace_members.c.namespace_id == ns_id, namespace_members.c.user_id == user_id)).rowcount > 0
+
+    def members(self, namespace: str) -> list[Member]:
+        q = (select(users.c.username, namespace_members.c.role, namespace_members.c.created_at)
+             .join(users, users.c.id == namespace_members.c.user_id)
+             .join(namespaces, namespaces.c.id == namespace_members.c.namespace_id)
+             .where(namespaces.c.name == namespace).order_by(users.c.username))
+        with self.db.read() as conn:
+            return [Member(*r) for r in conn.execute(q)]
+
+    def roles_of(self, username: str) -> dict[str, str]:
+        """namespace name -> role of the user."""
+        q = (select(namespaces.c.name, namespace_members.c.role)
+             .join(namespace_members, namespaces.c.id == namespace_members.c.namespace_id)
+             .join(users, users.c.id == namespace_members.c.user_id).where(users.c.username == username))
+        with self.db.read() as conn:
+            return {name: role for name, role in conn.execute(q)}
+
+    def count_owners(self, namespace: str) -> int:
+        q = (select(func.count()).select_from(namespace_members)
+             .join(namespaces, namespaces.c.id == namespace_members.c.namespace_id)
+             .where(namespaces.c.name == namespace, namespace_members.c.role == "owner"))
+        with self.db.read() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    # -- repositories ---------------------------------------------------------------------------
+    def facts(self, repository: str) -> RepositoryFacts:
+        ns_name = namespace_of(repository)
+        with self.db.read() as conn:
+            ns = conn.execute(select(namespaces.c.public, namespaces.c.auto_create).where(namespaces.c.name == ns_name)).first()
+            repo = conn.execute(select(repositories.c.visibility).where(repositories.c.name == repository)).first()
+        ns_public = bool(ns.public) if ns else False
+        visibility = repo.visibility if repo else None
+        return RepositoryFacts(
+            name=repository, namespace=ns_name, namespace_exists=ns is not None, exists=repo is not None,
+            public=(visibility == "public") if visibility else ns_public,
+            auto_create=bool(ns.auto_create) if ns else False,
+        )
+
+    def public_repositories(self) -> set[str]:
+        q = select(repositories.c.name, repositories.c.visibility)
+        with self.db.read() as conn:
+            ns_public = {n: p for n, p in conn.execute(select(namespaces.c.name, namespaces.c.public))}
+            out = set()
+            for name, visibility in conn.execute(q):
+                public = (visibility == "public") if visibility else ns_public.get(namespace_of(name), False)
+                if public:
+                    out.add(name)
+        return out
+
+    def repositories(self, namespace: str | None, search: str | None, after: str | None, limit: int) -> list[Repository]:
+        with self.db.read() as conn:
+            ns_public = {n: p for n, p in conn.execute(select(namespaces.c.name, namespaces.c.public))}
+            q = select(repositories).order_by(repositories.c.name).limit(limit)
+            if namespace is not None:
+                q = q.where(repositories.c.name.like(f"{namespace}/%")) if namespace != "library" else q.where(
+                    ~repositories.c.name.contains("/"))
+            if search:
+                q = q.where(repositories.c.name.contains(search))
+            if after:
+                q = q.where(repositories.c.name > after)
+            rows = conn.execute(q).all()
+        return [Repository(name=r.name, summary=r.summary, description=r.description, visibility=r.visibility,
+                           public=(r.visibility == "public") if r.visibility else bool(ns_public.get(namespace_of(r.name))),
+                           created_at=r.created_at, last_push_at=r.last_push_at) for r in rows]
+
+    def update_repository(self, name: str, **fields: object) -> bool:
+        allowed = {k: v for k, v in fields.items() if k in ("summary", "description", "visibility")}
+        with self.db.write() as conn:
+            if not allowed:
+                return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).first() is not None
+            return conn.execute(update(repositories).where(repositories.c.name == name).values(**allowed)).rowcount > 0
+
+    def create_repository(self, name: str, summary: str | None, description: str | None, visibility: str | None) -> bool:
+        """False when it exists already."""
+        from dockyard.meta.sql import insert_ignore
+
+        with self.db.write() as conn:
+            return insert_ignore(conn, repositories, {"name": name, "created_at": utcnow(), "summary": summary,
+                                                      "description": description, "visibility": visibility}) > 0
+
+    def delete_repository(self, name: str) -> bool:
+        with self.db.write() as conn:
+            return conn.execute(delete(repositories).where(repositories.c.name == name)).rowcount > 0
