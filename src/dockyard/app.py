@@ -30,6 +30,7 @@ from dockyard.meta.db import Database
 from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.uploads import UploadStore
 from dockyard.meta.users import UserStore
+from dockyard.registry.activity import Activity
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
@@ -55,6 +56,7 @@ class Services:
     namespaces: NamespaceStore
     credentials: CredentialStore
     audit: AuditStore
+    activity: Activity
 
 
 def build_services(settings: Settings) -> Services:
@@ -65,6 +67,7 @@ def build_services(settings: Settings) -> Services:
     content = ContentStore(db)
     namespaces = NamespaceStore(db)
     credentials = CredentialStore(db)
+    audit = AuditStore(db)
     tokens = TokenService(load_or_create_key(settings.key_path), settings.auth.issuer, settings.auth.service,
                           settings.auth.token_ttl_seconds, settings.auth.refresh_ttl_seconds)
     # Process-local caches are exact only when this process sees every write.
@@ -78,7 +81,8 @@ def build_services(settings: Settings) -> Services:
         auth=AuthService(users, tokens, namespaces, credentials, settings.auth.account_password_for_registry),
         namespaces=namespaces,
         credentials=credentials,
-        audit=AuditStore(db),
+        audit=audit,
+        activity=Activity(audit),
         blobs=BlobService(content, store),
         uploads=uploads,
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
@@ -103,6 +107,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
         blobs=services.blobs,
         uploads=services.uploads,
         manifests=services.manifests,
+        activity=services.activity,
     )
     token = TokenEndpoint(services.auth, settings.auth.service)
 
@@ -130,11 +135,13 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
                     services.manifests.clear_cache()
 
             jobs.append(asyncio.create_task(_periodic("gc", settings.gc.interval_seconds, collect)))
+        jobs.append(asyncio.create_task(_periodic("activity flush", 1, services.activity.flush)))
         try:
             yield
         finally:
             for job in jobs:
                 job.cancel()
+            await asyncio.get_running_loop().run_in_executor(None, services.activity.flush)
 
     web = Starlette(
         routes=[

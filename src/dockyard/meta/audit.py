@@ -55,15 +55,29 @@ class AuditStore:
             return [AuditEvent(id=r.id, at=r.at, actor=r.actor, action=r.action, target=r.target,
                                detail=json.loads(r.detail) if r.detail else None, remote=r.remote) for r in conn.execute(q)]
 
-    def count_pull(self, repository: str, tag: str) -> None:
+    def record_many(self, events: list[tuple[datetime, str, str, str, dict[str, Any] | None, str | None]]) -> None:
+        """Write buffered (at, actor, action, target, detail, remote) events in one transaction."""
+        if not events:
+            return
+        with self.db.write() as conn:
+            conn.execute(audit_events.insert(), [
+                {"at": at, "actor": actor[:160], "action": action[:64], "target": target[:512],
+                 "detail": json.dumps(detail) if detail else None, "remote": (remote or "")[:64] or None}
+                for at, actor, action, target, detail, remote in events])
+
+    def count_pulls(self, pulls: dict[tuple[str, str], int]) -> None:
+        """Add buffered pull counts ((repository, tag) -> n) in one transaction."""
+        if not pulls:
+            return
         now = utcnow()
         with self.db.write() as conn:
-            repo_id = conn.execute(select(repositories.c.id).where(repositories.c.name == repository)).scalar()
-            if repo_id is None:
-                return
-            if not insert_ignore(conn, tag_pulls, {"repository_id": repo_id, "tag": tag, "pulls": 1, "last_pulled_at": now}):
-                conn.execute(update(tag_pulls).where(tag_pulls.c.repository_id == repo_id, tag_pulls.c.tag == tag)
-                             .values(pulls=tag_pulls.c.pulls + 1, last_pulled_at=now))
+            for (repository, tag), n in pulls.items():
+                repo_id = conn.execute(select(repositories.c.id).where(repositories.c.name == repository)).scalar()
+                if repo_id is None:
+                    continue
+                if not insert_ignore(conn, tag_pulls, {"repository_id": repo_id, "tag": tag, "pulls": n, "last_pulled_at": now}):
+                    conn.execute(update(tag_pulls).where(tag_pulls.c.repository_id == repo_id, tag_pulls.c.tag == tag)
+                                 .values(pulls=tag_pulls.c.pulls + n, last_pulled_at=now))
 
     def pulls(self, repository: str) -> dict[str, tuple[int, datetime]]:
         q = (select(tag_pulls.c.tag, tag_pulls.c.pulls, tag_pulls.c.last_pulled_at)

@@ -27,4 +27,6 @@ async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name:
 async def delete_blob(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("delete",))
     await run_sync(ctx.blobs.delete, name, digest)
+    ctx.activity.record(caller.username, "blob.delete", f"{name}@{digest}", None,
+                        request.client.host if request.client else None)
     return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dockyard.api.distribution.access import Gate
 from dockyard.config import Settings
+from dockyard.registry.activity import Activity
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.uploads import UploadService
@@ -18,3 +19,4 @@ class RegistryContext:
     blobs: BlobService
     uploads: UploadService
     manifests: ManifestService
+    activity: Activity

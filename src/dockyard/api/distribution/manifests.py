@@ -11,7 +11,12 @@ from dockyard.api.distribution.uploads import content_length
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import Caller
 from dockyard.core.errors import ManifestTooLarge, ManifestUnknown
+from dockyard.core.digest import is_digest
 from dockyard.core.manifest import accepts
+
+
+def _remote(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def manifest_response(method: str, digest: str, media_type: str, content: bytes) -> Response:
@@ -27,6 +32,8 @@ def manifest_response(method: str, digest: str, media_type: str, content: bytes)
 async def get_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("pull",))
     manifest = await run_sync(ctx.manifests.get, name, reference)
+    if request.method == "GET" and not is_digest(reference):
+        ctx.activity.pulled(name, reference)
     # Go clients send one Accept header per media type: read them all.
     if not accepts(", ".join(request.headers.getlist("accept")), manifest.media_type):
         raise ManifestUnknown(f"manifest {reference} is a {manifest.media_type}, which the client does not accept")
@@ -49,6 +56,8 @@ async def put_manifest(ctx: RegistryContext, request: Request, caller: Caller, n
     ctx.gate.require(request, caller, "repository", name, ("pull", "push"))
     data = await _read_limited(request, ctx.settings.limits.manifest_max_bytes)
     digest, subject = await run_sync(ctx.manifests.put, name, reference, data, request.headers.get("content-type"))
+    ctx.activity.record(caller.username, "manifest.push", f"{name}:{reference}" if not is_digest(reference) else f"{name}@{reference}",
+                        {"digest": digest}, _remote(request))
     headers = {**API_VERSION, "Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"}
     if subject:
         headers["OCI-Subject"] = subject
@@ -58,4 +67,6 @@ async def put_manifest(ctx: RegistryContext, request: Request, caller: Caller, n
 async def delete_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("delete",))
     await run_sync(ctx.manifests.delete, name, reference)
+    action, target = ("manifest.delete", f"{name}@{reference}") if is_digest(reference) else ("tag.delete", f"{name}:{reference}")
+    ctx.activity.record(caller.username, action, target, None, _remote(request))
     return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})
