@@ -15,9 +15,10 @@ ALLOWED: dict[str, set[str]] = {
     "meta": {"core"},
     "auth": {"core", "meta"},
     "registry": {"core", "meta", "storage", "config"},
-    "api": {"core", "meta", "auth", "registry", "config", "storage"},
+    "management": {"core", "meta", "auth", "registry", "config"},
+    "api": {"core", "meta", "auth", "registry", "management", "config", "storage"},
 }
-NO_HTTP = {"core", "storage", "meta", "auth", "registry"}  # only api (and app/cli) know HTTP
+NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management"}  # only api (and app/cli) know HTTP
 
 
 def _imports(path: Path) -> set[str]:
