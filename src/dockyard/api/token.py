@@ -18,6 +18,7 @@ from dockyard.api.threads import run_sync
 from dockyard.auth.service import AuthService
 from dockyard.core.scopes import parse_scopes
 from dockyard.auth.policy import Principal
+from dockyard.core.errors import TooManyRequests
 
 
 def _json(data: dict[str, object], status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -44,6 +45,16 @@ async def _urlencoded_form(request: Request) -> FormData:
         if len(body) > FORM_MAX_BYTES:
             raise ValueError("form too large")
     return FormData(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50))  # UnicodeDecodeError is a ValueError
+
+
+def _remote(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _throttled(exc: TooManyRequests) -> Response:
+    wait = str(exc.detail.get("retry_after", 60)) if isinstance(exc.detail, dict) else "60"
+    return _json({"errors": [{"code": "TOOMANYREQUESTS", "message": exc.message}], "error": "slow_down",
+                  "error_description": exc.message}, 429, {"Retry-After": wait})
 
 
 class TokenEndpoint:
@@ -73,7 +84,10 @@ class TokenEndpoint:
                 username, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
             except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one too
                 return _unauthorized("malformed Basic credentials")
-            user = await run_sync(self.auth.check_password, username, password)
+            try:
+                user = await run_sync(self.auth.login, username, password, _remote(request))
+            except TooManyRequests as exc:
+                return _throttled(exc)
             if user is None:
                 return _unauthorized("invalid username or password")
         elif header.lower().startswith("bearer "):
@@ -91,7 +105,11 @@ class TokenEndpoint:
         grant = str(form.get("grant_type") or "")
         scopes = [str(s) for s in form.getlist("scope")]
         if grant == "password":
-            user = await run_sync(self.auth.check_password, str(form.get("username") or ""), str(form.get("password") or ""))
+            try:
+                user = await run_sync(self.auth.login, str(form.get("username") or ""), str(form.get("password") or ""),
+                                      _remote(request))
+            except TooManyRequests as exc:
+                return _throttled(exc)
             if user is None:
                 return _unauthorized("invalid username or password")
         elif grant == "refresh_token":

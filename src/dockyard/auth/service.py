@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from dockyard.auth import policy
 from dockyard.auth.passwords import VerifiedCache, verify_password
 from dockyard.auth.policy import Principal
+from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.tokens import AccessToken, InvalidToken, TokenService
+from dockyard.core.errors import TooManyRequests
 from dockyard.core.scopes import Scope
 from dockyard.meta.credentials import CredentialStore, secret_hash
 from dockyard.meta.db import utcnow
@@ -56,10 +58,23 @@ class AuthService:
         self.credentials = credentials
         self.account_password_for_registry = account_password_for_registry
         self._verified = VerifiedCache()
+        self.throttle = LoginThrottle()
         self._access: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
     # -- who ------------------------------------------------------------------------------------
+    def login(self, username: str, password: str, remote: str | None) -> Principal | None:
+        """check_password behind the throttle: raises TooManyRequests after repeated failures."""
+        wait = self.throttle.retry_after(username, remote)
+        if wait is not None:
+            raise TooManyRequests(f"too many failed logins for {username[:64]}; try again in {wait} s", {"retry_after": wait})
+        principal = self.check_password(username, password)
+        if principal is None:
+            self.throttle.failed(username, remote)
+        else:
+            self.throttle.succeeded(username, remote)
+        return principal
+
     def check_password(self, username: str, password: str) -> Principal | None:
         """The principal these `docker login` credentials stand for, or None (constant time for
         unknown users and wrong passwords)."""

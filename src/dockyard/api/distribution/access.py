@@ -59,7 +59,8 @@ class Gate:
                 username, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one too
                 raise AccessError(Unauthorized("malformed Basic credentials"), self.challenge(request, None)) from None
-            principal = await asyncio.get_running_loop().run_in_executor(None, self.auth.check_password, username, password)
+            remote = request.client.host if request.client else None
+            principal = await asyncio.get_running_loop().run_in_executor(None, self.auth.login, username, password, remote)
             if principal is None:
                 raise AccessError(Unauthorized("invalid username or password"), self.challenge(request, None))
             return self.auth.caller_from_principal(principal)

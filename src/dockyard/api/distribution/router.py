@@ -111,7 +111,8 @@ class RegistryAPI:
                            "Docker-Upload-UUID": ref}
             return error_response(exc, headers)
         except RegistryError as exc:
-            return error_response(exc)
+            retry = exc.detail.get("retry_after") if isinstance(exc.detail, dict) else None
+            return error_response(exc, {"Retry-After": str(retry)} if retry else None)
         except ClientDisconnect:
             raise
         except Exception as exc:
