@@ -7,22 +7,25 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from dockyard import __version__
 from dockyard.api.distribution.access import Gate
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.router import RegistryAPI
+from dockyard.api.management.routes import ManagementAPI
 from dockyard.api.token import TokenEndpoint
 from dockyard.auth.service import AuthService
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
+from dockyard.management.queries import ManagementQueries
+from dockyard.management.service import ManagementService
 from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
 from dockyard.meta.credentials import CredentialStore
@@ -57,6 +60,7 @@ class Services:
     credentials: CredentialStore
     audit: AuditStore
     activity: Activity
+    management: ManagementService = field(init=False)
 
 
 def build_services(settings: Settings) -> Services:
@@ -64,7 +68,7 @@ def build_services(settings: Settings) -> Services:
     store = BLOB_STORES[settings.storage.driver](settings.blob_root, fsync=settings.storage.fsync, fsync_dirs=not db.is_sqlite)
     staging = StagingArea(settings.upload_root)
     users = UserStore(db)
-    content = ContentStore(db)
+    content = ContentStore(db, cache_repository_ids=settings.server.workers == 1)
     namespaces = NamespaceStore(db)
     credentials = CredentialStore(db)
     audit = AuditStore(db)
@@ -73,7 +77,7 @@ def build_services(settings: Settings) -> Services:
     # Process-local caches are exact only when this process sees every write.
     single_process = settings.server.workers == 1
     uploads = UploadService(UploadStore(db), content, staging, store, settings.storage.fsync)
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         users=users,
@@ -88,6 +92,18 @@ def build_services(settings: Settings) -> Services:
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
         gc=GarbageCollector(db, store, settings.gc, lambda: uploads.purge(settings.uploads.purge_after_seconds)),
     )
+
+    def repositories_deleted(names: list[str]) -> None:
+        # The registry's caches remember repositories by name: forget them all (rare, cheap).
+        if names:
+            services.manifests.clear_cache()
+            services.content._repo_ids.clear()
+
+    services.management = ManagementService(
+        users=users, namespaces=namespaces, credentials=credentials, audit=audit, auth=services.auth,
+        queries=ManagementQueries(db), temp_password_ttl=settings.auth.temp_password_ttl_seconds,
+        repositories_deleted=repositories_deleted)
+    return services
 
 
 async def _periodic(name: str, interval: int, fn: object) -> None:
@@ -148,6 +164,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
             Route("/", index),
             Route("/healthz", health),
             Route("/auth/token", token.handle, methods=["GET", "POST"]),
+            Mount("/api/v1", routes=ManagementAPI(services.management, services.auth).routes()),
         ],
         lifespan=lifespan,
     )

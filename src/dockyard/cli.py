@@ -284,5 +284,10 @@ def gc(ctx: click.Context, dry_run: bool, delete_untagged: bool | None, data_dir
     click.echo(report.summary())
 
 
+from dockyard.cli_manage import register  # noqa: E402  (the commands that drive /api/v1)
+
+register(main)
+
+
 if __name__ == "__main__":
     main()

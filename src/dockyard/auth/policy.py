@@ -26,6 +26,9 @@ class Principal:
     user: User | None = None
     robot: Robot | None = None
     temp: TempPassword | None = None
+    # Signed in with the account password (not a registry password, temporary password or robot
+    # secret): only such principals may change things through the management API.
+    account_login: bool = False
 
     @property
     def name(self) -> str:

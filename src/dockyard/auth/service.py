@@ -83,16 +83,24 @@ class AuthService:
         user = self.users.get(username)
         if password.startswith(TEMP_PREFIX):
             return self._temp_login(user, password)
-        if user is not None and self._verified.check(username, user.password_hash + (user.registry_password_hash or ""), password):
-            return None if user.disabled else Principal(user=user)
-        hashes = [user.registry_password_hash] if user is not None and user.registry_password_hash else []
+        # Which password matched matters: only the account password may manage (account_login).
+        candidates: list[tuple[str, bool]] = []
+        if user is not None and user.registry_password_hash:
+            candidates.append((user.registry_password_hash, False))
         if user is not None and self.account_password_for_registry:
-            hashes.append(user.password_hash)
-        ok = any(verify_password(h, password) for h in hashes) if hashes else verify_password(None, password)
-        if not ok or user is None:
-            return None
-        self._verified.remember(username, user.password_hash + (user.registry_password_hash or ""), password)
-        return None if user.disabled else Principal(user=user)
+            candidates.append((user.password_hash, True))
+        if user is not None:
+            for stored, is_account in candidates:
+                if self._verified.check(username, stored, password):
+                    return None if user.disabled else Principal(user=user, account_login=is_account)
+        for stored, is_account in candidates:
+            if verify_password(stored, password):
+                assert user is not None
+                self._verified.remember(username, stored, password)
+                return None if user.disabled else Principal(user=user, account_login=is_account)
+        if not candidates:
+            verify_password(None, password)  # same time for unknown users
+        return None
 
     def check_account_password(self, username: str, password: str) -> User | None:
         """The console/API login: the account password only."""
@@ -132,7 +140,7 @@ class AuthService:
     def caller_from_principal(self, principal: Principal | None) -> Caller:
         return Caller(username=principal.name if principal else None, principal=principal, resolve=self.allowed)
 
-    def principal_from_subject(self, subject: str, temp_id: str | None = None) -> Principal | None:
+    def principal_from_subject(self, subject: str, temp_id: str | None = None, account_login: bool = False) -> Principal | None:
         """Rebuild the principal a token was issued to, if it is still valid: a disabled user or
         robot, an expired robot, or a revoked or expired temporary password gives None."""
         if not subject:
@@ -148,7 +156,7 @@ class AuthService:
         if user is None or user.disabled:
             return None
         if temp_id is None:
-            return Principal(user=user)
+            return Principal(user=user, account_login=account_login)
         temp = self.credentials.get_temp(temp_id)
         if temp is None or temp.username != user.username or temp.revoked_at is not None or _aware(temp.expires_at) <= now:
             return None
@@ -193,7 +201,11 @@ class AuthService:
             actions = self.allowed(principal, scope)
             if actions:
                 granted.append(Scope(scope.type, scope.name, actions))
-        extra = {"tmp": principal.temp.id} if principal is not None and principal.temp is not None else None
+        extra: dict[str, str] = {}
+        if principal is not None and principal.temp is not None:
+            extra["tmp"] = principal.temp.id
+        if principal is not None and principal.account_login:
+            extra["amr"] = "pwd"  # issued on the account password: may use the management API
         token, ttl = self.tokens.issue(principal.name if principal else "", granted, extra)
         return token, ttl, granted
 

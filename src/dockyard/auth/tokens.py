@@ -59,6 +59,7 @@ class AccessToken:
     access: frozenset[tuple[str, str, str]]  # (type, name, action)
     expires_at: float
     temp_id: str | None = None  # the temporary password it was issued for, if any
+    account_login: bool = False  # issued on the account password (claim amr=pwd)
 
     def allows(self, type_: str, name: str, action: str) -> bool:
         return (type_, name, action) in self.access or (type_, name, "*") in self.access
@@ -130,7 +131,7 @@ class TokenService:
                     access.add((str(entry.get("type")), str(entry.get("name")), str(action)))
         tmp = claims.get("tmp")
         result = AccessToken(subject=str(claims["sub"]), access=frozenset(access), expires_at=float(claims["exp"]),
-                             temp_id=tmp if isinstance(tmp, str) else None)
+                             temp_id=tmp if isinstance(tmp, str) else None, account_login=claims.get("amr") == "pwd")
         with self._lock:
             if len(self._cache) > 50000:
                 self._cache = {t: a for t, a in self._cache.items() if a.expires_at > now}

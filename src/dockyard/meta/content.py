@@ -78,20 +78,22 @@ _DELETE_SESSION = delete(upload_sessions).where(upload_sessions.c.id == bindpara
 
 
 class ContentStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache_repository_ids: bool = True) -> None:
         self.db = db
-        # name -> id. Repositories are never renamed and (for now) never deleted, so an id once
-        # seen stays right; this saves a SELECT in every push transaction.
+        # name -> id, saving a SELECT in every push transaction. Repositories are never renamed;
+        # a deletion made in this process clears the cache (app.py), so it is only used when this
+        # process sees every deletion: one worker.
+        self.cache_repository_ids = cache_repository_ids
         self._repo_ids: dict[str, int] = {}
 
     def _repo(self, conn: Connection, name: str) -> int:
         repo_id = self._repo_ids.get(name)
         if repo_id is None:
             repo_id = _repo_id(conn, name)
-            if repo_id is not None:  # committed by an earlier transaction: safe to remember
-                self._repo_ids[name] = repo_id
-            else:  # created by this transaction, which may yet roll back (MANIFEST_BLOB_UNKNOWN)
+            if repo_id is None:  # created by this transaction, which may yet roll back: not cached
                 repo_id = _ensure_repo(conn, name)
+            elif self.cache_repository_ids:  # committed earlier: safe to remember
+                self._repo_ids[name] = repo_id
         return repo_id
 
     # -- repositories -------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""The few reads (and one write) the management use-cases need that the stores do not offer yet.
+
+Candidates to move into meta/ when those modules are free to change: one repository by name,
+a page of tags with their digests, the administrator flag, and the audit log as a non-admin sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import false, func, or_, select, update
+
+from dockyard.core.access import namespace_of
+from dockyard.meta.audit import AuditEvent
+from dockyard.meta.db import Database
+from dockyard.meta.namespaces import Repository
+from dockyard.meta.tables import audit_events, namespaces, repositories, tags, users
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class ManagementQueries:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def repository(self, name: str) -> Repository | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(repositories).where(repositories.c.name == name)).first()
+            if row is None:
+                return None
+            ns_public = conn.execute(select(namespaces.c.public).where(namespaces.c.name == namespace_of(name))).scalar()
+        return Repository(name=row.name, summary=row.summary, description=row.description, visibility=row.visibility,
+                          public=(row.visibility == "public") if row.visibility else bool(ns_public),
+                          created_at=row.created_at, last_push_at=row.last_push_at)
+
+    def tags(self, repository: str, after: str | None, limit: int) -> list[tuple[str, str, datetime]] | None:
+        """(tag, digest, updated_at) in name order after `after`; None when the repository does not exist."""
+        with self.db.read() as conn:
+            repo_id = conn.execute(select(repositories.c.id).where(repositories.c.name == repository)).scalar()
+            if repo_id is None:
+                return None
+            q = (select(tags.c.name, tags.c.manifest_digest, tags.c.updated_at)
+                 .where(tags.c.repository_id == repo_id).order_by(tags.c.name).limit(limit))
+            if after:
+                q = q.where(tags.c.name > after)
+            return [(n, d, at) for n, d, at in conn.execute(q)]
+
+    def set_admin(self, username: str, is_admin: bool) -> bool:
+        with self.db.write() as conn:
+            return conn.execute(update(users).where(users.c.username == username).values(is_admin=is_admin)).rowcount > 0
+
+    def active_admins(self) -> int:
+        q = select(func.count()).select_from(users).where(users.c.is_admin.is_(True), users.c.disabled.is_(False))
+        with self.db.read() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def audit(self, *, actor: str | None, action: str | None, target: str | None, before_id: int | None, limit: int,
+              visible_to: tuple[str, set[str]] | None = None) -> list[AuditEvent]:
+        """Newest first. `target` matches a prefix (a namespace matches its repositories).
+        `visible_to=(username, owned namespaces)` keeps the caller's own events and those whose
+        target lies in one of the namespaces."""
+        q = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        if actor:
+            q = q.where(audit_events.c.actor == actor)
+        if action:
+            q = q.where(audit_events.c.action.like(_like_prefix(action), escape="\\"))
+        if target:
+            q = q.where(audit_events.c.target.like(_like_prefix(target), escape="\\"))
+        if before_id:
+            q = q.where(audit_events.c.id < before_id)
+        if visible_to is not None:
+            username, owned = visible_to
+            conds = [audit_events.c.actor == username]
+            for ns in sorted(owned):
+                conds += [audit_events.c.target == ns,
+                          audit_events.c.target.like(_like_prefix(f"{ns}/"), escape="\\"),
+                          audit_events.c.target.like(_like_prefix(f"robot${ns}+"), escape="\\")]
+            q = q.where(or_(*conds) if conds else false())
+        with self.db.read() as conn:
+            return [AuditEvent(id=r.id, at=r.at, actor=r.actor, action=r.action, target=r.target,
+                               detail=json.loads(r.detail) if r.detail else None, remote=r.remote)
+                    for r in conn.execute(q)]
+
