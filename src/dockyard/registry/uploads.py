@@ -10,6 +10,7 @@ process, a restart, or a sha512 digest) the staging file is hashed again at comm
 from __future__ import annotations
 
 import asyncio
+import logging
 import hashlib
 import os
 import uuid
@@ -26,6 +27,9 @@ from dockyard.meta.uploads import UploadSession, UploadStore
 from dockyard.registry.ingest import FileSink, pump
 from dockyard.storage.base import BlobStore
 from dockyard.storage.fs import StagingArea
+
+
+log = logging.getLogger("dockyard.uploads")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +99,13 @@ class UploadService:
         # written yet (a session without its file is dropped by the next request on it).
         self.staging.remove(upload_id)
         self._hashers.pop(upload_id, None)
-        self.uploads.delete(upload_id)
+        try:
+            self.uploads.delete(upload_id)
+        except Exception:
+            # E.g. a full disk refuses the database write. Without its file the session is dead
+            # already: the next request on it answers BLOB_UPLOAD_UNKNOWN and drops the row, and
+            # the purge removes it otherwise. The cancel has happened, as far as a client can tell.
+            log.warning("upload %s cancelled; its session row is left for the purge", upload_id, exc_info=True)
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
