@@ -37,16 +37,15 @@ class AuditStore:
                                                  "detail": json.dumps(detail) if detail else None})
 
     def query(self, actor: str | None = None, action: str | None = None, target_prefix: str | None = None,
-              since: datetime | None = None, before_id: int | None = None, limit: int = 100,
-              targets: set[str] | None = None) -> list[AuditEvent]:
+              since: datetime | None = None, before_id: int | None = None, limit: int = 100) -> list[AuditEvent]:
         """Newest first; page with `before_id`. `target_prefix` matches a namespace's events too."""
         q = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
         if actor:
             q = q.where(audit_events.c.actor == actor)
         if action:
-            q = q.where(audit_events.c.action.like(f"{action}%"))
+            q = q.where(audit_events.c.action.startswith(action, autoescape=True))
         if target_prefix:
-            q = q.where(audit_events.c.target.like(f"{target_prefix}%"))
+            q = q.where(audit_events.c.target.startswith(target_prefix, autoescape=True))
         if since:
             q = q.where(audit_events.c.at >= since)
         if before_id:

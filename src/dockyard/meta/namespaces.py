@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
-from dockyard.core.access import RepositoryFacts, namespace_of
+from dockyard.core.access import DEFAULT_NAMESPACE, RepositoryFacts, namespace_of
 from dockyard.meta.db import Database, utcnow
 from dockyard.meta.sql import upsert
 from dockyard.meta.tables import namespace_members, namespaces, repositories, users
@@ -80,9 +80,10 @@ class NamespaceStore:
         """Delete the namespace and its repositories (tags and manifests go with them; blobs are
         left to garbage collection). Returns the names of the repositories removed."""
         with self.db.write() as conn:
-            repos = list(conn.execute(select(repositories.c.name).where(repositories.c.name.like(f"{name}/%"))).scalars())
-            if namespace_of(name) == name and name == "library":
-                repos += list(conn.execute(select(repositories.c.name).where(~repositories.c.name.contains("/"))).scalars())
+            in_namespace = repositories.c.name.startswith(f"{name}/", autoescape=True)
+            if name == DEFAULT_NAMESPACE:  # it holds the one-component names too
+                in_namespace = or_(in_namespace, ~repositories.c.name.contains("/"))
+            repos = list(conn.execute(select(repositories.c.name).where(in_namespace)).scalars())
             if repos:
                 conn.execute(delete(repositories).where(repositories.c.name.in_(repos)))
             conn.execute(delete(namespaces).where(namespaces.c.name == name))
@@ -161,8 +162,10 @@ class NamespaceStore:
             ns_public = {n: p for n, p in conn.execute(select(namespaces.c.name, namespaces.c.public))}
             q = select(repositories).order_by(repositories.c.name).limit(limit)
             if namespace is not None:
-                q = q.where(repositories.c.name.like(f"{namespace}/%")) if namespace != "library" else q.where(
-                    ~repositories.c.name.contains("/"))
+                in_namespace = repositories.c.name.startswith(f"{namespace}/", autoescape=True)
+                if namespace == DEFAULT_NAMESPACE:  # it holds the one-component names too
+                    in_namespace = or_(in_namespace, ~repositories.c.name.contains("/"))
+                q = q.where(in_namespace)
             if search:
                 q = q.where(repositories.c.name.contains(search))
             if after:
