@@ -3,8 +3,6 @@ with the OAuth2 password and refresh-token grants that containerd uses."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import UTC, datetime
 
@@ -14,6 +12,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.credentials import basic_credentials, client_address
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import AuthService
 from dockyard.core.scopes import parse_scopes
@@ -47,10 +46,6 @@ async def _urlencoded_form(request: Request) -> FormData:
     return FormData(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50))  # UnicodeDecodeError is a ValueError
 
 
-def _remote(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 def _throttled(exc: TooManyRequests) -> Response:
     wait = str(exc.detail.get("retry_after", 60)) if isinstance(exc.detail, dict) else "60"
     return _json({"errors": [{"code": "TOOMANYREQUESTS", "message": exc.message}], "error": "slow_down",
@@ -80,12 +75,11 @@ class TokenEndpoint:
         user: Principal | None = None
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
-            try:
-                username, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-            except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one too
+            credentials = basic_credentials(header[6:])
+            if credentials is None:
                 return _unauthorized("malformed Basic credentials")
             try:
-                user = await run_sync(self.auth.login, username, password, _remote(request))
+                user = await run_sync(self.auth.login, *credentials, client_address(request))
             except TooManyRequests as exc:
                 return _throttled(exc)
             if user is None:
@@ -107,7 +101,7 @@ class TokenEndpoint:
         if grant == "password":
             try:
                 user = await run_sync(self.auth.login, str(form.get("username") or ""), str(form.get("password") or ""),
-                                      _remote(request))
+                                      client_address(request))
             except TooManyRequests as exc:
                 return _throttled(exc)
             if user is None:

@@ -63,12 +63,13 @@ class AuthService:
         self._lock = threading.Lock()
 
     # -- who ------------------------------------------------------------------------------------
-    def login(self, username: str, password: str, remote: str | None) -> Principal | None:
-        """check_password behind the throttle: raises TooManyRequests after repeated failures."""
+    def login(self, username: str, password: str, remote: str | None, account_only: bool = False) -> Principal | None:
+        """check_password (or, with `account_only`, the account password alone: the management
+        API) behind the throttle: raises TooManyRequests after repeated failures."""
         wait = self.throttle.retry_after(username, remote)
         if wait is not None:
             raise TooManyRequests(f"too many failed logins for {username[:64]}; try again in {wait} s", {"retry_after": wait})
-        principal = self.check_password(username, password)
+        principal = self.check_account_password(username, password) if account_only else self.check_password(username, password)
         if principal is None:
             self.throttle.failed(username, remote)
         else:
@@ -89,28 +90,28 @@ class AuthService:
             candidates.append((user.registry_password_hash, False))
         if user is not None and self.account_password_for_registry:
             candidates.append((user.password_hash, True))
+        return self._match(user, password, candidates)
+
+    def check_account_password(self, username: str, password: str) -> Principal | None:
+        """The console/API login: the account password only."""
+        user = self.users.get(username)
+        return self._match(user, password, [(user.password_hash, True)] if user is not None else [])
+
+    def _match(self, user: User | None, password: str, candidates: list[tuple[str, bool]]) -> Principal | None:
+        """The user as a principal if `password` matches one of the stored hashes (hash, is the
+        account password); successful argon2 checks are remembered for a minute."""
         if user is not None:
             for stored, is_account in candidates:
-                if self._verified.check(username, stored, password):
+                if self._verified.check(user.username, stored, password):
                     return None if user.disabled else Principal(user=user, account_login=is_account)
         for stored, is_account in candidates:
             if verify_password(stored, password):
                 assert user is not None
-                self._verified.remember(username, stored, password)
+                self._verified.remember(user.username, stored, password)
                 return None if user.disabled else Principal(user=user, account_login=is_account)
         if not candidates:
-            verify_password(None, password)  # same time for unknown users
+            verify_password(None, password)  # as long for unknown users as for wrong passwords
         return None
-
-    def check_account_password(self, username: str, password: str) -> User | None:
-        """The console/API login: the account password only."""
-        user = self.users.get(username)
-        if user is not None and self._verified.check(username, user.password_hash, password):
-            return None if user.disabled else user
-        if not verify_password(user.password_hash if user else None, password) or user is None:
-            return None
-        self._verified.remember(username, user.password_hash, password)
-        return None if user.disabled else user
 
     def _robot_login(self, username: str, secret: str) -> Principal | None:
         namespace, sep, name = username[len(ROBOT_PREFIX):].partition("+")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dockyard.core.access import namespace_of
@@ -97,10 +97,6 @@ class ContentStore:
         return repo_id
 
     # -- repositories -------------------------------------------------------------------------
-    def repository_exists(self, name: str) -> bool:
-        with self.db.read() as conn:
-            return _repo_id(conn, name) is not None
-
     def catalog(self, last: str | None, n: int) -> list[str]:
         q = select(repositories.c.name).order_by(repositories.c.name).limit(n)
         if last:
@@ -307,18 +303,3 @@ class ContentStore:
             q = q.where(manifests.c.artifact_type == artifact_type)
         with self.db.read() as conn:
             return [_record(r) for r in conn.execute(q)]
-
-    def manifest_in_use(self, repository: str, digest: str) -> bool:
-        """Is the manifest a child of another manifest in the repository?"""
-        q = select(
-            exists().where(
-                and_(
-                    manifest_children.c.child_digest == digest,
-                    manifest_children.c.manifest_id == manifests.c.id,
-                    manifests.c.repository_id == repositories.c.id,
-                    repositories.c.name == repository,
-                )
-            )
-        )
-        with self.db.read() as conn:
-            return bool(conn.execute(q).scalar())

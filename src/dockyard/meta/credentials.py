@@ -116,11 +116,6 @@ class CredentialStore:
             return conn.execute(update(temp_passwords).where(temp_passwords.c.id == id, temp_passwords.c.revoked_at.is_(None))
                                 .values(revoked_at=utcnow())).rowcount > 0
 
-    def touch_temp(self, id: str) -> None:
-        with self.db.write() as conn:
-            conn.execute(update(temp_passwords).where(temp_passwords.c.id == id).values(last_used_at=utcnow()))
-
-    # -- robots -----------------------------------------------------------------------------------
     def add_robot(self, namespace: str, name: str, secret: str, permissions: list[dict[str, Any]],
                   description: str | None, expires_at: datetime | None) -> Robot:
         with self.db.write() as conn:
@@ -161,7 +156,3 @@ class CredentialStore:
             return False
         with self.db.write() as conn:
             return conn.execute(delete(robots).where(robots.c.id == robot.id)).rowcount > 0
-
-    def touch_robot(self, robot_id: int) -> None:
-        with self.db.write() as conn:
-            conn.execute(update(robots).where(robots.c.id == robot_id).values(last_used_at=utcnow()))

@@ -146,17 +146,6 @@ class NamespaceStore:
             auto_create=bool(ns.auto_create) if ns else False,
         )
 
-    def public_repositories(self) -> set[str]:
-        q = select(repositories.c.name, repositories.c.visibility)
-        with self.db.read() as conn:
-            ns_public = {n: p for n, p in conn.execute(select(namespaces.c.name, namespaces.c.public))}
-            out = set()
-            for name, visibility in conn.execute(q):
-                public = (visibility == "public") if visibility else ns_public.get(namespace_of(name), False)
-                if public:
-                    out.add(name)
-        return out
-
     def repositories(self, namespace: str | None, search: str | None, after: str | None, limit: int) -> list[Repository]:
         with self.db.read() as conn:
             ns_public = {n: p for n, p in conn.execute(select(namespaces.c.name, namespaces.c.public))}

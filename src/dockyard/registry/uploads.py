@@ -98,7 +98,7 @@ class UploadService:
         # The file first: on a full disk this frees space even when the database cannot be
         # written yet (a session without its file is dropped by the next request on it).
         self.staging.remove(upload_id)
-        self._hashers.pop(upload_id, None)
+        self._forget(upload_id)
         try:
             self.uploads.delete(upload_id)
         except Exception:
@@ -176,7 +176,7 @@ class UploadService:
             if body is not None and (content_length is None or content_length > 0):
                 size = await self._append_locked(repository, upload_id, body, content_range, content_length, record=False)
             else:
-                size = self.get(repository, upload_id).offset
+                size = (await asyncio.get_running_loop().run_in_executor(None, self.get, repository, upload_id)).offset
             cached = self._hashers.pop(upload_id, None)
             loop = asyncio.get_running_loop()
             path = str(self.staging.path(upload_id))
@@ -191,18 +191,23 @@ class UploadService:
                 raise DigestInvalid(f"the uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
                                     {"expected": digest, "actual": f"{expected.algorithm}:{actual}"})
             await loop.run_in_executor(None, self._commit, repository, upload_id, str(expected), size)
-            self._locks.pop(upload_id, None)
+            self._forget(upload_id)
             return size
 
     def _lost(self, upload_id: str) -> BlobUploadUnknown:
         """A session whose staging file is gone cannot go on: drop it, the client starts again."""
         self._discard(upload_id)
-        self._hashers.pop(upload_id, None)
         return BlobUploadUnknown(f"upload {upload_id} lost its data; start the upload again", {"uuid": upload_id})
 
     def _discard(self, upload_id: str) -> None:
         self.uploads.delete(upload_id)
         self.staging.remove(upload_id)
+        self._forget(upload_id)
+
+    def _forget(self, upload_id: str) -> None:
+        """Drop the in-memory state of a session that has ended (hash state, lock)."""
+        self._hashers.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
 
     def _commit(self, repository: str, upload_id: str, digest: str, size: int, session: bool = True) -> None:
         # Crash safety: the bytes are synced first; the rename into the store happens inside the
@@ -267,7 +272,6 @@ class UploadService:
         removed = 0
         for upload_id in self.uploads.stale(cutoff):
             self._discard(upload_id)
-            self._hashers.pop(upload_id, None)
             removed += 1
         live = self.uploads.all_ids()
         cutoff_ts = (utcnow() - timedelta(seconds=orphan_after_seconds)).timestamp()

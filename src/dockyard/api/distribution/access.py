@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 
 from starlette.requests import Request
+
+from dockyard.api.credentials import basic_credentials, client_address
+from dockyard.api.threads import run_sync
 
 from dockyard.auth.service import AuthService, Caller
 from dockyard.auth.tokens import InvalidToken
@@ -55,12 +55,10 @@ class Gate:
             except InvalidToken as exc:
                 raise AccessError(Unauthorized(f"invalid token: {exc}"), self.challenge(request, None, "invalid_token")) from None
         if kind == "basic" and self.settings.basic_on_registry:
-            try:
-                username, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError is one too
-                raise AccessError(Unauthorized("malformed Basic credentials"), self.challenge(request, None)) from None
-            remote = request.client.host if request.client else None
-            principal = await asyncio.get_running_loop().run_in_executor(None, self.auth.login, username, password, remote)
+            credentials = basic_credentials(value)
+            if credentials is None:
+                raise AccessError(Unauthorized("malformed Basic credentials"), self.challenge(request, None))
+            principal = await run_sync(self.auth.login, *credentials, client_address(request))
             if principal is None:
                 raise AccessError(Unauthorized("invalid username or password"), self.challenge(request, None))
             return self.auth.caller_from_principal(principal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from dockyard.api.credentials import client_address
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION
 from dockyard.auth.service import Caller
@@ -27,6 +28,5 @@ async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name:
 async def delete_blob(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("delete",))
     await run_sync(ctx.blobs.delete, name, digest)
-    ctx.activity.record(caller.username, "blob.delete", f"{name}@{digest}", None,
-                        request.client.host if request.client else None)
+    ctx.activity.record(caller.username, "blob.delete", f"{name}@{digest}", None, client_address(request))
     return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.credentials import client_address
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION
 from dockyard.api.distribution.uploads import content_length
@@ -13,10 +14,6 @@ from dockyard.auth.service import Caller
 from dockyard.core.errors import ManifestTooLarge, ManifestUnknown
 from dockyard.core.digest import is_digest
 from dockyard.core.manifest import accepts
-
-
-def _remote(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def manifest_response(method: str, digest: str, media_type: str, content: bytes) -> Response:
@@ -57,7 +54,7 @@ async def put_manifest(ctx: RegistryContext, request: Request, caller: Caller, n
     data = await _read_limited(request, ctx.settings.limits.manifest_max_bytes)
     digest, subject = await run_sync(ctx.manifests.put, name, reference, data, request.headers.get("content-type"))
     ctx.activity.record(caller.username, "manifest.push", f"{name}:{reference}" if not is_digest(reference) else f"{name}@{reference}",
-                        {"digest": digest}, _remote(request))
+                        {"digest": digest}, client_address(request))
     headers = {**API_VERSION, "Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"}
     if subject:
         headers["OCI-Subject"] = subject
@@ -68,5 +65,5 @@ async def delete_manifest(ctx: RegistryContext, request: Request, caller: Caller
     ctx.gate.require(request, caller, "repository", name, ("delete",))
     await run_sync(ctx.manifests.delete, name, reference)
     action, target = ("manifest.delete", f"{name}@{reference}") if is_digest(reference) else ("tag.delete", f"{name}:{reference}")
-    ctx.activity.record(caller.username, action, target, None, _remote(request))
+    ctx.activity.record(caller.username, action, target, None, client_address(request))
     return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})

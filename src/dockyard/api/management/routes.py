@@ -7,8 +7,6 @@ runs its authentication (argon2 for Basic), validation and use-case in one worke
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +19,12 @@ from starlette.routing import BaseRoute, Match, Route
 from dockyard.api.management import schemas as s
 from dockyard.api.management.docs import render_docs
 from dockyard.api.management.openapi import Endpoint, build_openapi
+from dockyard.api.credentials import basic_credentials, client_address
 from dockyard.api.threads import run_sync
 from dockyard.auth.policy import Principal
 from dockyard.auth.service import AuthService
 from dockyard.auth.tokens import InvalidToken
+from dockyard.core.errors import TooManyRequests
 from dockyard.management.errors import ManagementError, Unauthenticated
 from dockyard.management.service import Actor, ManagementService
 
@@ -68,7 +68,6 @@ class ManagementAPI:
         self.service = service
         self.auth = auth
         # Shared with /auth/token and /v2: failed guesses anywhere count against the same account.
-        self.throttle = auth.throttle
         self.endpoints = self._table()
         self.openapi = build_openapi(self.endpoints)
         self._docs: str | None = None
@@ -79,21 +78,16 @@ class ManagementAPI:
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
-            try:
-                username, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, ValueError):
-                raise Unauthenticated("malformed Basic credentials") from None
-            if not sep or not username:
+            credentials = basic_credentials(value)
+            if credentials is None:
                 raise Unauthenticated("malformed Basic credentials")
-            wait = self.throttle.retry_after(username, remote)
-            if wait is not None:
-                raise TooManyAttempts(wait)
-            user = self.auth.check_account_password(username, password)
-            if user is None:
-                self.throttle.failed(username, remote)
+            try:
+                principal = self.auth.login(*credentials, remote, account_only=True)
+            except TooManyRequests as exc:
+                raise TooManyAttempts(int(exc.detail["retry_after"])) from None
+            if principal is None:
                 raise Unauthenticated("invalid username or password")
-            self.throttle.succeeded(username, remote)
-            return Principal(user=user, account_login=True)
+            return principal
         if scheme == "bearer":
             try:
                 token = self.auth.tokens.verify(value.strip())
@@ -128,7 +122,7 @@ class ManagementAPI:
 
     def _route(self, e: Endpoint) -> Route:
         async def endpoint(request: Request) -> Response:
-            remote = request.client.host if request.client else None
+            remote = client_address(request)
             body = b""
             if e.body is not None:
                 chunks = bytearray()
