@@ -60,6 +60,7 @@ class AuthService:
         self._verified = VerifiedCache()
         self.throttle = LoginThrottle()
         self._access: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+        self._roles: dict[str, tuple[float, dict[str, str]]] = {}
         self._lock = threading.Lock()
 
     # -- who ------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ class AuthService:
             facts = self.namespaces.facts(scope.name)
             role = None
             if principal is not None and principal.user is not None and not principal.user.is_admin:
-                role = self.namespaces.roles_of(principal.user.username).get(facts.namespace)
+                role = self._roles_of(principal.user.username, now).get(facts.namespace)
             actions = frozenset(policy.repository_actions(principal, role, facts))
             with self._lock:
                 if len(self._access) > 50000:
@@ -186,10 +187,22 @@ class AuthService:
             hit = self._access[key]
         return policy.grant_actions(scope, hit[1])
 
+    def _roles_of(self, username: str, now: float) -> dict[str, str]:
+        # One query per user, not per repository: a catalog page asks for many repositories.
+        hit = self._roles.get(username)
+        if hit is None or hit[0] < now:
+            hit = (now + ACCESS_CACHE_SECONDS, self.namespaces.roles_of(username))
+            with self._lock:
+                if len(self._roles) > 10000:
+                    self._roles.clear()
+                self._roles[username] = hit
+        return hit[1]
+
     def forget_access(self) -> None:
         """Drop cached decisions (after a change of roles, visibility or credentials)."""
         with self._lock:
             self._access.clear()
+            self._roles.clear()
 
     def visible(self, principal: Principal | None, names: list[str]) -> list[str]:
         """The repositories of `names` the principal may pull (the catalog's filter)."""
