@@ -24,6 +24,7 @@ from dockyard.api.token import TokenEndpoint
 from dockyard.auth.service import AuthService
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
+from dockyard.management.images import ImagesService
 from dockyard.management.queries import ManagementQueries
 from dockyard.management.service import ManagementService
 from dockyard.meta.audit import AuditStore
@@ -31,14 +32,17 @@ from dockyard.meta.content import ContentStore
 from dockyard.meta.credentials import CredentialStore
 from dockyard.meta.db import Database
 from dockyard.meta.namespaces import NamespaceStore
+from dockyard.meta.sessions import SessionStore
 from dockyard.meta.uploads import UploadStore
 from dockyard.meta.users import UserStore
+from dockyard.meta.versions import VersionStore
 from dockyard.registry.activity import Activity
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.uploads import UploadService
 from dockyard.storage.fs import FsBlobStore, StagingArea
+from dockyard.web.routes import console_routes
 
 log = logging.getLogger("dockyard")
 
@@ -60,7 +64,9 @@ class Services:
     credentials: CredentialStore
     audit: AuditStore
     activity: Activity
+    sessions: SessionStore
     management: ManagementService = field(init=False)
+    images: ImagesService = field(init=False)
 
 
 def build_services(settings: Settings) -> Services:
@@ -87,6 +93,7 @@ def build_services(settings: Settings) -> Services:
         credentials=credentials,
         audit=audit,
         activity=Activity(audit),
+        sessions=SessionStore(db),
         blobs=BlobService(content, store),
         uploads=uploads,
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
@@ -102,7 +109,10 @@ def build_services(settings: Settings) -> Services:
     services.management = ManagementService(
         users=users, namespaces=namespaces, credentials=credentials, audit=audit, auth=services.auth,
         queries=ManagementQueries(db), temp_password_ttl=settings.auth.temp_password_ttl_seconds,
-        repositories_deleted=repositories_deleted)
+        repositories_deleted=repositories_deleted, logins_ended=services.sessions.end_for_user)
+    services.images = ImagesService(
+        content=content, manifests=services.manifests, store=store, versions=VersionStore(db), auth=services.auth,
+        audit=audit, activity_flush=services.activity.flush)
     return services
 
 
@@ -143,6 +153,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
         orphan_after = 0 if settings.server.workers == 1 else 600
         startup_purge = lambda: services.uploads.purge(uploads.purge_after_seconds, orphan_after)  # noqa: E731
         await asyncio.get_running_loop().run_in_executor(None, startup_purge)
+        await asyncio.get_running_loop().run_in_executor(None, services.images.backfill)  # facts of pre-0003 manifests
         if uploads.purge_interval_seconds:
             jobs.append(asyncio.create_task(_periodic("upload purge", uploads.purge_interval_seconds, purge)))
         if settings.gc.interval_seconds:
@@ -152,6 +163,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
 
             jobs.append(asyncio.create_task(_periodic("gc", settings.gc.interval_seconds, collect)))
         jobs.append(asyncio.create_task(_periodic("activity flush", 1, services.activity.flush)))
+        jobs.append(asyncio.create_task(_periodic("console session purge", 3600, services.sessions.purge_expired)))
         try:
             yield
         finally:
@@ -159,9 +171,13 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
                 job.cancel()
             await asyncio.get_running_loop().run_in_executor(None, services.activity.flush)
 
+    if settings.console.enabled:
+        console = console_routes(settings, services.auth, services.sessions, services.management, services.images)
+    else:
+        console = [Route("/", index)]
     web = Starlette(
         routes=[
-            Route("/", index),
+            *console,
             Route("/healthz", health),
             Route("/auth/token", token.handle, methods=["GET", "POST"]),
             Mount("/api/v1", routes=ManagementAPI(services.management, services.auth).routes()),

@@ -238,7 +238,8 @@ def user_passwd(ctx: click.Context, username: str, password_stdin: bool, data_di
         raise click.ClickException("passwords need at least 8 characters")
     if not services.users.set_password(username, hash_password(password)):
         raise click.ClickException(f"no user {username!r}")
-    click.echo(f"password of {username} changed")
+    ended = services.sessions.end_for_user(username)
+    click.echo(f"password of {username} changed" + (f"; {ended} console session(s) ended" if ended else ""))
 
 
 @user.command("list")

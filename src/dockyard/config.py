@@ -93,6 +93,32 @@ class LimitSettings(_Section):
     page_size_max: int = Field(10000, ge=1, description="Largest `n` for tags/list and _catalog.")
 
 
+class RegionSettings(_Section):
+    name: str = Field(description="Region id, e.g. cn-hangzhou.", min_length=1, max_length=64)
+    label: str | None = Field(None, description="Name shown in the console, e.g. China (Hangzhou).")
+    public: str | None = Field(None, description="HOST[:PORT] clients reach over the internet.")
+    vpc: str | None = Field(None, description="HOST[:PORT] clients reach from inside the VPC.")
+    internal: str | None = Field(None, description="HOST[:PORT] for the region's own services (classic network).")
+
+    @field_validator("public", "vpc", "internal")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or any(c.isspace() for c in value)):
+            raise ValueError(f"expected HOST or HOST:PORT without a scheme or path, got {value!r}")
+        return value
+
+
+class ConsoleSettings(_Section):
+    enabled: bool = Field(True, description="Serve the web console at / (/console/).")
+    session_ttl_seconds: int = Field(12 * 3600, ge=300, le=30 * 86400, description="How long a console login lasts.")
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto", description="Mark the session cookie Secure: auto (when the request came over HTTPS), always or never."
+    )
+    default_language: Literal["en", "zh-CN"] | None = Field(
+        None, description="Console language before a user picks one: en or zh-CN. Default: from the browser's Accept-Language."
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration. Each section is documented in the README."""
 
@@ -109,6 +135,12 @@ class Settings(BaseSettings):
     uploads: UploadSettings = UploadSettings()
     gc: GcSettings = GcSettings()
     limits: LimitSettings = LimitSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    regions: list[RegionSettings] = Field(
+        default_factory=list, description="Registry addresses shown in the console, one entry per region, each with "
+        "its public, VPC and internal HOST[:PORT]. Default: one region whose public address is server.public_url's "
+        "host, else the listen address (else the browser's Host when listening on all interfaces)."
+    )
 
     @property
     def database_url(self) -> str:

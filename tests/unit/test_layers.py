@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {"core", "meta", "storage", "config"},
     "management": {"core", "meta", "auth", "registry", "config"},
     "api": {"core", "meta", "auth", "registry", "management", "config", "storage"},
+    "web": {"core", "meta", "auth", "management", "config", "api"},  # the console: services, never the HTTP API
 }
 NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management"}  # only api (and app/cli) know HTTP
 

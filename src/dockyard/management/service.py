@@ -138,7 +138,8 @@ def _aware(value: datetime) -> datetime:
 class ManagementService:
     def __init__(self, *, users: UserStore, namespaces: NamespaceStore, credentials: CredentialStore,
                  audit: AuditStore, auth: AuthService, queries: ManagementQueries, temp_password_ttl: int,
-                 repositories_deleted: Callable[[list[str]], None] = lambda names: None) -> None:
+                 repositories_deleted: Callable[[list[str]], None] = lambda names: None,
+                 logins_ended: Callable[[str], object] = lambda username: None) -> None:
         self.users = users
         self.namespaces = namespaces
         self.credentials = credentials
@@ -148,6 +149,8 @@ class ManagementService:
         self.temp_password_ttl = temp_password_ttl
         # Drops the caches of the registry that remember repositories (wired by app.py).
         self.repositories_deleted = repositories_deleted
+        # Ends a user's console sessions when their account password changes or they are disabled.
+        self.logins_ended = logins_ended
 
     # -- helpers ----------------------------------------------------------------------------------
     def _record(self, actor: Actor, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
@@ -661,6 +664,8 @@ class ManagementService:
             detail["is_admin"] = fields["is_admin"]
         if detail:
             self.auth.forget_access()
+            if "password" in detail or detail.get("disabled") is True:
+                self.logins_ended(username)
             self._record(actor, "user.update", f"user:{username}", detail)
         found = self.users.get(username)
         assert found is not None

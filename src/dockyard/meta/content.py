@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.core.access import namespace_of
 from dockyard.core.errors import ManifestBlobUnknown
+from dockyard.core.image import ImageFacts
 from dockyard.core.manifest import ParsedManifest
 from dockyard.meta.db import Database, utcnow
 from dockyard.meta.sql import insert_ignore, upsert
@@ -170,21 +171,25 @@ class ContentStore:
 
     # -- manifests ------------------------------------------------------------------------------
     def put_manifest(
-        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag: str | None, place: Callable[[], None]
+        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag: str | None, place: Callable[[], None],
+        facts: ImageFacts | None = None,
     ) -> None:
         """Record a manifest and tag it; `place` stores its bytes inside the transaction.
 
+        `facts` are an image's stored facts (core/image.py; without them they stay NULL for
+        the backfill); an index's size is summed here from its children's rows.
         Raises ManifestBlobUnknown when a referenced blob or child manifest is not in the repository.
         """
         try:
-            self._put_manifest(repository, digest, size, parsed, tag, place)
+            self._put_manifest(repository, digest, size, parsed, tag, place, facts)
         except IntegrityError:
             # PostgreSQL: garbage collection removed a referenced blob between our check and our
             # insert; the foreign key caught it. The client pushes the blob again.
             raise ManifestBlobUnknown("a referenced blob was removed while the manifest was pushed; push it again") from None
 
     def _put_manifest(
-        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag: str | None, place: Callable[[], None]
+        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag: str | None, place: Callable[[], None],
+        facts: ImageFacts | None,
     ) -> None:
         now = utcnow()
         with self.db.write() as conn:
@@ -202,17 +207,23 @@ class ContentStore:
                 if missing:
                     raise ManifestBlobUnknown(f"blob {missing[0]} is not in repository {repository}", {"digest": missing[0]})
             children = {d.digest for d in parsed.manifests}
+            if parsed.is_index:
+                facts = ImageFacts(None, size, None)
             if children:
-                have = set(
-                    conn.execute(
-                        select(manifests.c.digest).where(manifests.c.repository_id == repo_id, manifests.c.digest.in_(children))
-                    ).scalars()
-                )
-                missing = sorted(children - have)
+                sizes: dict[str, int | None] = {
+                    d: s for d, s in conn.execute(
+                        select(manifests.c.digest, manifests.c.image_size)
+                        .where(manifests.c.repository_id == repo_id, manifests.c.digest.in_(children))
+                    )
+                }
+                missing = sorted(children - sizes.keys())
                 if missing:
                     raise ManifestBlobUnknown(
                         f"manifest {missing[0]} is not in repository {repository}", {"digest": missing[0]}
                     )
+                # An index weighs its own bytes and its children's (each once); unknown if one is.
+                known = [s for s in sizes.values() if s is not None]
+                facts = ImageFacts(None, size + sum(known) if len(known) == len(sizes) else None, None)
             # The manifest's own bytes are a blob too (kind: self), so GC treats them uniformly.
             insert_ignore(conn, blobs, {"digest": digest, "size": size, "created_at": now})
             place()
@@ -228,6 +239,9 @@ class ContentStore:
                     "subject_digest": parsed.subject.digest if parsed.subject else None,
                     "annotations": json.dumps(parsed.annotations) if parsed.annotations else None,
                     "created_at": now,
+                    "config_digest": facts.config_digest if facts else None,
+                    "image_size": facts.image_size if facts else None,
+                    "platform": facts.platform if facts else None,
                 },
             )
             if inserted:

@@ -132,6 +132,20 @@ audit_events = Table(
     Index("ix_audit_events_target", "target"),
 )
 
+# Logins to the web console. The cookie holds a random token; only its sha256 is stored, so a
+# copy of the database does not hand out sessions. Logging out deletes the row.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the cookie's token
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("remote", String(64), nullable=True),
+    Index("ix_console_sessions_expires", "expires_at"),
+)
+
 tag_pulls = Table(
     "tag_pulls",
     metadata,
@@ -170,6 +184,12 @@ manifests = Table(
     Column("subject_digest", DIGEST, nullable=True),
     Column("annotations", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Image facts for listings (core/image.py), set at push; NULL for manifests pushed before
+    # migration 0003 until ImagesService.backfill fills them. image_size: manifest + config +
+    # layers, or for an index its own bytes + its children's image_size.
+    Column("config_digest", DIGEST, nullable=True),
+    Column("image_size", BigInteger, nullable=True),
+    Column("platform", String(128), nullable=True),  # os/architecture[/variant]
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
@@ -200,6 +220,7 @@ tags = Table(
     Column("manifest_digest", DIGEST, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+    Index("ix_tags_updated", "repository_id", "updated_at"),
 )
 
 upload_sessions = Table(

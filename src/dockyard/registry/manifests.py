@@ -18,7 +18,8 @@ from typing import Any
 
 from dockyard.core.digest import Digest, is_digest
 from dockyard.core.errors import ManifestInvalid, ManifestTooLarge, ManifestUnknown, NameUnknown
-from dockyard.core.manifest import OCI_INDEX, parse_manifest
+from dockyard.core.image import MAX_CONFIG_BYTES, has_image_config, image_facts, parse_config
+from dockyard.core.manifest import OCI_INDEX, ParsedManifest, parse_manifest
 from dockyard.core.names import validate_tag
 from dockyard.meta.content import ContentStore
 from dockyard.storage.base import BlobStore
@@ -112,15 +113,31 @@ class ManifestService:
             tag = validate_tag(reference)
             digest = str(Digest.of(data))
         parsed = parse_manifest(data, content_type)
+        facts = None if parsed.is_index else image_facts(parsed, len(data), self.read_config(parsed))
         staged = self.store.stage_bytes(data)  # written and synced outside the transaction
         try:
-            self.content.put_manifest(repository, digest, len(data), parsed, tag, lambda: self.store.place(staged, digest))
+            self.content.put_manifest(repository, digest, len(data), parsed, tag, lambda: self.store.place(staged, digest),
+                                      facts)
         finally:
             staged.unlink(missing_ok=True)  # already gone when placed
         if tag is not None:
             self._remember(self._tags, (repository, tag), digest)
             self._forget_tags(repository)
         return digest, parsed.subject.digest if parsed.subject else None
+
+    def read_config(self, parsed: ParsedManifest, limit: int = MAX_CONFIG_BYTES) -> dict[str, Any] | None:
+        """The image config of an image manifest as a JSON object; None for other configs, one
+        over `limit` bytes, one not stored (yet: the transaction checks) or one that is not JSON.
+        Reads at most `limit` + 1 bytes, whatever size the descriptor claims."""
+        config = parsed.config
+        if not has_image_config(parsed) or config is None or config.size > limit:
+            return None
+        try:
+            with self.store.open(config.digest) as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            return None
+        return parse_config(data) if len(data) <= limit else None
 
     def resolve(self, repository: str, reference: str) -> str:
         """The digest a tag or digest reference names; raises ManifestUnknown."""
@@ -146,11 +163,16 @@ class ManifestService:
                 raise ManifestUnknown(f"manifest {reference!r} is unknown in {repository}", {"digest": digest})
             media_type = record.media_type
             self._remember(self._records, (repository, digest), media_type)
-        data = self._bytes.get(digest)
+        return Manifest(digest, media_type, self.content_of(digest))
+
+    def content_of(self, digest: str) -> bytes:
+        """A stored manifest's bytes by digest (cached: immutable); the caller has checked that the
+        repository holds it. Raises FileNotFoundError."""
+        data: bytes | None = self._bytes.get(digest)
         if data is None:
             data = self.store.read_bytes(digest)
             self._bytes.put(digest, data)
-        return Manifest(digest, media_type, data)
+        return data
 
     def delete(self, repository: str, reference: str) -> None:
         """By tag: only that tag goes. By digest: the manifest and every tag pointing to it."""

@@ -1,0 +1,62 @@
+"""The console's route table, under /console (and `/`, which redirects there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from dockyard.auth.service import AuthService
+from dockyard.config import Settings
+from dockyard.management.images import ImagesService
+from dockyard.management.service import ManagementService
+from dockyard.meta.sessions import SessionStore
+from dockyard.web.framework import Console
+from dockyard.web.views.account import AccountViews
+from dockyard.web.views.auth import AuthViews
+from dockyard.web.views.namespaces import NamespaceViews
+from dockyard.web.views.repositories import RepositoryViews
+
+STATIC = Path(__file__).parent / "static"
+
+
+def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore, management: ManagementService,
+                   images: ImagesService) -> list[BaseRoute]:
+    c = Console(settings, auth, sessions)
+    a = AuthViews(c)
+    ns = NamespaceViews(c, management)
+    repos = RepositoryViews(c, management, images)
+    acct = AccountViews(c, management)
+    r = c.route
+    get, post = ["GET"], ["POST"]
+    return [
+        Route("/", r(a.root, public=True), methods=get),
+        Mount("/console", routes=[
+            Route("/", r(a.root, public=True), methods=get),
+            Route("/login", r(a.login_page, public=True), methods=get),
+            Route("/login", r(a.login, public=True), methods=post),
+            Route("/logout", r(a.logout), methods=post),
+            Route("/lang/{code}", r(a.language, public=True), methods=get),
+            Route("/namespaces", r(ns.index), methods=get),
+            Route("/namespaces", r(ns.create), methods=post),
+            Route("/namespaces/{name}", r(ns.show), methods=get),
+            Route("/namespaces/{name}", r(ns.update), methods=post),
+            Route("/namespaces/{name}/delete", r(ns.delete), methods=post),
+            Route("/namespaces/{name}/members", r(ns.set_member), methods=post),
+            Route("/namespaces/{name}/members/{username}/remove", r(ns.remove_member), methods=post),
+            Route("/namespaces/{name}/robots", r(ns.create_robot), methods=post),
+            Route("/namespaces/{name}/robots/{robot}/rotate", r(ns.rotate_robot), methods=post),
+            Route("/namespaces/{name}/robots/{robot}/disable", r(ns.toggle_robot), methods=post),
+            Route("/namespaces/{name}/robots/{robot}/delete", r(ns.delete_robot), methods=post),
+            Route("/repositories", r(repos.index), methods=get),
+            Route("/repositories", r(repos.create), methods=post),
+            Route("/repo/{path:path}", r(repos.dispatch), methods=["GET", "POST"]),
+            Route("/credentials", r(acct.credentials), methods=get),
+            Route("/credentials/password", r(acct.set_password), methods=post),
+            Route("/credentials/temp", r(acct.create_temp), methods=post),
+            Route("/credentials/temp/{id}/revoke", r(acct.revoke_temp), methods=post),
+            Route("/audit", r(acct.audit), methods=get),
+            Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+        ]),
+    ]

@@ -1,0 +1,101 @@
+"""Repositories: list and search, create, the overview with addresses and commands, edit, delete;
+and the dispatch of `/console/repo/NAME/-/…` to the version pages."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from dockyard.core.access import namespace_of
+from dockyard.management.errors import NotFound
+from dockyard.management.images import ImagesService
+from dockyard.management.service import ManagementService
+from dockyard.web.addresses import addresses, commands, pick
+from dockyard.web.framework import Console, Ctx, repo_url, url
+from dockyard.web.views.versions import VersionViews
+
+PAGE = 50
+
+
+class RepositoryViews:
+    def __init__(self, console: Console, management: ManagementService, images: ImagesService) -> None:
+        self.c = console
+        self.m = management
+        self.images = images
+        self.versions = VersionViews(console, images)
+
+    def index(self, ctx: Ctx) -> Response:
+        namespace = ctx.arg("namespace") or None
+        search = ctx.arg("q").strip() or None
+        page = self.m.list_repositories(ctx.actor, namespace, search, ctx.arg("after") or None, PAGE)
+        if ctx.htmx and ctx.request.headers.get("hx-target") == "repo-list":
+            return self.c.render(ctx, "_repository_list.html", page=page, q=search or "", namespace=namespace or "")
+        writable = self._writable_namespaces(ctx)
+        return self.c.render(ctx, "repositories.html", page=page, q=search or "", namespace=namespace or "",
+                             writable=writable)
+
+    def _writable_namespaces(self, ctx: Ctx) -> list[str]:
+        if ctx.actor.read_only:
+            return []
+        names = [info.namespace.name for info in self.m.list_namespaces(ctx.actor, None, 500).items
+                 if ctx.actor.is_admin or info.role in ("owner", "developer")]
+        return names
+
+    def create(self, ctx: Ctx) -> Response:
+        namespace = ctx.field("namespace").strip()
+        name = f"{namespace}/{ctx.field('name').strip()}" if namespace else ctx.field("name").strip()
+        self.m.create_repository(ctx.actor, name, ctx.field("summary").strip() or None,
+                                 ctx.field("description").strip() or None, ctx.field("visibility") or None)
+        ctx.flash("ok", ctx._("Repository %(name)s created.", name=name))
+        return self.c.redirect(repo_url(name))
+
+    # -- /console/repo/NAME[/-/…] --------------------------------------------------------------------
+    def dispatch(self, ctx: Ctx) -> Response:
+        path = ctx.request.path_params["path"]
+        name, _, rest = path.partition("/-/")
+        parts = rest.split("/") if rest else []
+        post = ctx.request.method == "POST"
+        if not parts:
+            return self.overview(ctx, name) if not post else self._not_found(ctx)
+        if parts == ["versions"] and not post:
+            return self.versions.index(ctx, name)
+        if len(parts) == 2 and parts[0] == "versions" and not post:
+            return self.versions.show(ctx, name, parts[1])
+        if len(parts) == 3 and parts[0] == "tags" and parts[2] == "delete" and post:
+            return self.versions.delete(ctx, name, parts[1])
+        if parts == ["settings"] and not post:
+            return self.settings_page(ctx, name)
+        if parts == ["settings"] and post:
+            return self.update(ctx, name)
+        if parts == ["delete"] and post:
+            return self.delete(ctx, name)
+        return self._not_found(ctx)
+
+    def _not_found(self, ctx: Ctx) -> Response:
+        raise NotFound(ctx._("No such page."))
+
+    def _header(self, ctx: Ctx, name: str) -> dict[str, object]:
+        repo = self.m.get_repository(ctx.actor, name)
+        return {"repo": repo, "namespace": namespace_of(name), "can_delete": self.images.can_delete(ctx.actor, name)}
+
+    def overview(self, ctx: Ctx, name: str) -> Response:
+        header = self._header(ctx, name)
+        found = addresses(ctx.settings, ctx.request.headers.get("host"))
+        chosen = pick(found, ctx.arg("address") or None)
+        cmds = commands(chosen, name, ctx.username) if chosen else None
+        template = "_commands.html" if ctx.htmx and ctx.request.headers.get("hx-target") == "commands" else "repository.html"
+        return self.c.render(ctx, template, tab="overview", addresses=found, address=chosen, commands=cmds, **header)
+
+    def settings_page(self, ctx: Ctx, name: str) -> Response:
+        return self.c.render(ctx, "repository_settings.html", tab="settings", **self._header(ctx, name))
+
+    def update(self, ctx: Ctx, name: str) -> Response:
+        self.m.update_repository(ctx.actor, name, summary=ctx.field("summary").strip() or None,
+                                 description=ctx.field("description").strip() or None,
+                                 visibility=ctx.field("visibility") or None)
+        ctx.flash("ok", ctx._("Repository %(name)s saved.", name=name))
+        return self.c.redirect(repo_url(name, "settings"))
+
+    def delete(self, ctx: Ctx, name: str) -> Response:
+        self.m.delete_repository(ctx.actor, name)
+        ctx.flash("ok", ctx._("Repository %(name)s deleted.", name=name))
+        return self.c.redirect(url("/repositories", namespace=namespace_of(name)))
