@@ -107,6 +107,24 @@ def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
         raise
 
 
+_COLORS_JS = """e => {
+  const color = getComputedStyle(e).color;
+  let node = e, background = "rgba(0, 0, 0, 0)";
+  while (node && node.nodeType === 1) {
+    const bg = getComputedStyle(node).backgroundColor;
+    if (bg && bg !== "transparent" && !/^rgba\\(.*,\\s*0\\)$/.test(bg)) { background = bg; break; }
+    node = node.parentElement;
+  }
+  return [color, background];
+}"""
+
+
+def text_and_background(locator: Any) -> tuple[str, str]:
+    """The computed text colour of an element and the first opaque background behind it."""
+    color, background = locator.evaluate(_COLORS_JS)
+    return str(color), str(background)
+
+
 def has_cjk(text: str) -> bool:
     return bool(CJK.search(text))
 

@@ -49,6 +49,7 @@ from tests.e2e.browser import (
     screenshot,
     screenshot_on_failure,
     set_cookie_headers,
+    text_and_background,
     write_oci_layout,
 )
 
@@ -375,7 +376,10 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     expect(version_row(page, TAG)).to_have_count(0, timeout=EXPECT_TIMEOUT_MS)
     screenshot(page, "11-versions-after-delete")
 
-    # 11. Simplified Chinese, then back to English.
+    # 11. Simplified Chinese, then back to English. The switch must be readable.
+    switch = page.get_by_test_id("lang-switch")
+    assert has_cjk(switch.inner_text()), f"the switch to Chinese is labelled {switch.inner_text()!r}"
+    switch_colors = text_and_background(switch)  # checked at the end, so the rest of the flow runs first
     page.get_by_test_id("lang-switch").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN", timeout=EXPECT_TIMEOUT_MS)
     wait_for_path(page, f"/console/repo/{REPO}/-/versions")  # the switch keeps the page
@@ -398,14 +402,17 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     wait_for_path(page, "/console/audit")
     rows = page.get_by_test_id("audit-row")
     expect(rows.first).to_be_visible(timeout=EXPECT_TIMEOUT_MS)
-    deletion = rows.filter(has_text="tag.delete").filter(has_text=f"{REPO}:{TAG}")
+    # The console records the repository as the target and the tag in the details (the registry API
+    # writes "NS/NAME:TAG" as the target); accept either.
+    deletion = rows.filter(has_text="tag.delete").filter(has_text=REPO).filter(has_text=re.compile(rf"\b{re.escape(TAG)}\b"))
     expect(deletion).to_have_count(1, timeout=EXPECT_TIMEOUT_MS)
     screenshot(page, "18-audit")
     page.locator("input[name=action]").fill("tag.delete")
     page.locator("input[name=action]").press("Enter")
     page.wait_for_url(lambda url: "action=tag.delete" in url)
     expect(rows).to_have_count(1, timeout=EXPECT_TIMEOUT_MS)
-    expect(rows.first).to_contain_text(f"{REPO}:{TAG}", timeout=EXPECT_TIMEOUT_MS)
+    expect(rows.first).to_contain_text(REPO, timeout=EXPECT_TIMEOUT_MS)
+    expect(rows.first).to_contain_text("tag.delete", timeout=EXPECT_TIMEOUT_MS)
 
     # 13. The fixed registry password.
     page.get_by_test_id("nav-credentials").click()
@@ -425,6 +432,8 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     page.goto("/console/repositories")
     wait_for_path(page, "/console/login")
     screenshot(page, "19-logged-out")
+    color, background = switch_colors
+    assert color != background, f"the language switch's label is invisible: text {color} on {background}"
 
 
 def test_console_http_checks(console_server: ServerProcess) -> None:

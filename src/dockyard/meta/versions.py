@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, select, update
 
 from dockyard.core.image import ImageFacts
 from dockyard.core.manifest import IMAGE_TYPES, INDEX_TYPES
@@ -89,6 +89,63 @@ _SET_FACTS = (
 )
 
 
+def _where(repo_id: int, search: str | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [tags.c.repository_id == repo_id]
+    if search:
+        where.append(tags.c.name.icontains(search, autoescape=True))
+    return where
+
+
+def count_query(repo_id: int, search: str | None) -> Select[tuple[int]]:
+    return select(func.count()).select_from(tags).where(*_where(repo_id, search))
+
+
+def _order(sort: str, descending: bool) -> list[Any]:
+    key: Any = {"name": tags.c.name, "pushed": tags.c.updated_at,
+                "pulled": tag_pulls.c.last_pulled_at, "size": manifests.c.image_size}[sort]
+    order = [key.desc() if descending else key.asc()]
+    if sort in ("pulled", "size"):  # nullable: NULLs last in both directions
+        order = [order[0].nulls_last()]
+    if sort != "name":  # then by name, for a stable order
+        order.append(tags.c.name.desc() if descending else tags.c.name.asc())
+    return order
+
+
+_WITH_MANIFEST = and_(manifests.c.repository_id == tags.c.repository_id, manifests.c.digest == tags.c.manifest_digest)
+_WITH_PULLS = and_(tag_pulls.c.repository_id == tags.c.repository_id, tag_pulls.c.tag == tags.c.name)
+
+
+def page_query(repo_id: int, sort: str, descending: bool, search: str | None, limit: int, offset: int) -> Select[Any]:
+    """One page of a repository's tags with their manifests' facts and their pull counts.
+
+    A deferred join: the inner query picks the page's tag names joining only what the sort needs
+    (nothing when sorting by name or push time: it walks an index of `tags`), the outer one joins
+    the 50 rows it keeps."""
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}")
+    source: Any = tags
+    if sort == "size":
+        source = source.outerjoin(manifests, _WITH_MANIFEST)
+    elif sort == "pulled":
+        source = source.outerjoin(tag_pulls, _WITH_PULLS)
+    keys = (
+        select(tags.c.name).select_from(source).where(*_where(repo_id, search))
+        .order_by(*_order(sort, descending)).limit(limit).offset(offset)
+        .subquery("page")
+    )
+    return (
+        select(tags.c.name, tags.c.manifest_digest, tags.c.updated_at, manifests.c.media_type,
+               manifests.c.artifact_type, manifests.c.image_size, manifests.c.platform,
+               tag_pulls.c.pulls, tag_pulls.c.last_pulled_at)
+        .select_from(
+            keys.join(tags, and_(tags.c.repository_id == repo_id, tags.c.name == keys.c.name))
+            .outerjoin(manifests, _WITH_MANIFEST)
+            .outerjoin(tag_pulls, _WITH_PULLS)
+        )
+        .order_by(*_order(sort, descending))
+    )
+
+
 def _repo_id(conn: Connection, name: str) -> int | None:
     return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
 
@@ -101,41 +158,14 @@ class VersionStore:
     def page(self, repository: str, *, sort: str, descending: bool, search: str | None, page: int,
              per_page: int) -> TagPage | None:
         """Tags whose name contains `search` (case-insensitive), sorted by `sort` then by name,
-        NULLs last; None when the repository does not exist."""
-        if sort not in SORTS:
-            raise ValueError(f"unknown sort {sort!r}")
+        NULLs last, `page` clamped to the pages there are; None when the repository does not exist."""
         with self.db.read() as conn:
             repo_id = _repo_id(conn, repository)
             if repo_id is None:
                 return None
-            where: list[ColumnElement[bool]] = [tags.c.repository_id == repo_id]
-            if search:
-                where.append(tags.c.name.icontains(search, autoescape=True))
-            total = int(conn.execute(select(func.count()).select_from(tags).where(*where)).scalar_one())
-            pages = max(1, -(-total // per_page))
-            page = min(max(page, 1), pages)
-            key: Any = {"name": tags.c.name, "pushed": tags.c.updated_at,
-                        "pulled": tag_pulls.c.last_pulled_at, "size": manifests.c.image_size}[sort]
-            order = [key.desc() if descending else key.asc()]
-            if sort in ("pulled", "size"):  # nullable: NULLs last in both directions
-                order = [order[0].nulls_last()]
-            if sort != "name":
-                order.append(tags.c.name.desc() if descending else tags.c.name.asc())
-            q = (
-                select(tags.c.name, tags.c.manifest_digest, tags.c.updated_at, manifests.c.media_type,
-                       manifests.c.artifact_type, manifests.c.image_size, manifests.c.platform,
-                       tag_pulls.c.pulls, tag_pulls.c.last_pulled_at)
-                .select_from(
-                    tags.outerjoin(manifests, and_(manifests.c.repository_id == tags.c.repository_id,
-                                                   manifests.c.digest == tags.c.manifest_digest))
-                    .outerjoin(tag_pulls, and_(tag_pulls.c.repository_id == tags.c.repository_id,
-                                               tag_pulls.c.tag == tags.c.name))
-                )
-                .where(*where)
-                .order_by(*order)
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            )
+            total = int(conn.execute(count_query(repo_id, search)).scalar_one())
+            page = min(max(page, 1), max(1, -(-total // per_page)))
+            q = page_query(repo_id, sort, descending, search, per_page, (page - 1) * per_page)
             rows = [
                 TagRow(tag=r.name, digest=r.manifest_digest, pushed_at=aware(r.updated_at), media_type=r.media_type,
                        artifact_type=r.artifact_type, image_size=r.image_size, platform=r.platform,

@@ -17,6 +17,7 @@ from dockyard.web.views.account import AccountViews
 from dockyard.web.views.auth import AuthViews
 from dockyard.web.views.namespaces import NamespaceViews
 from dockyard.web.views.repositories import RepositoryViews
+from dockyard.web.views.users import UserViews
 
 STATIC = Path(__file__).parent / "static"
 
@@ -28,6 +29,7 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
     ns = NamespaceViews(c, management)
     repos = RepositoryViews(c, management, images)
     acct = AccountViews(c, management)
+    users = UserViews(c, management)
     r = c.route
     get, post = ["GET"], ["POST"]
     return [
@@ -57,6 +59,9 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
             Route("/credentials/temp", r(acct.create_temp), methods=post),
             Route("/credentials/temp/{id}/revoke", r(acct.revoke_temp), methods=post),
             Route("/audit", r(acct.audit), methods=get),
+            Route("/users", r(users.index), methods=get),
+            Route("/users", r(users.create), methods=post),
+            Route("/users/{username}", r(users.update), methods=post),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         ]),
     ]

@@ -20,7 +20,10 @@ class AccountViews:
     def credentials(self, ctx: Ctx, created: object = None) -> Response:
         temps = sorted(self.m.list_temp_passwords(ctx.actor), key=lambda t: t.created_at, reverse=True)
         hosts = addresses(ctx.settings, ctx.request.headers.get("host"))
+        owned = [info.namespace.name for info in self.m.list_namespaces(ctx.actor, None, 500).items
+                 if info.role == "owner" or ctx.actor.is_admin]
         return self.c.render(ctx, "credentials.html", temps=temps, created=created, host=hosts[0].host if hosts else "",
+                             owned=owned,
                              default_ttl_minutes=ctx.settings.auth.temp_password_ttl_seconds // 60)
 
     def set_password(self, ctx: Ctx) -> Response:

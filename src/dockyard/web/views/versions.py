@@ -8,6 +8,7 @@ from starlette.responses import Response
 from dockyard.core.access import namespace_of
 from dockyard.management.errors import Invalid
 from dockyard.management.images import ImagesService
+from dockyard.web.addresses import addresses
 from dockyard.web.framework import Console, Ctx, repo_url
 
 SORTS = ("name", "pushed", "pulled", "size")
@@ -41,8 +42,9 @@ class VersionViews:
 
     def show(self, ctx: Ctx, name: str, reference: str) -> Response:
         detail = self.images.version(ctx.actor, name, reference)
+        found = addresses(ctx.settings, ctx.request.headers.get("host"))
         return self.c.render(ctx, "version.html", repo_name=name, namespace=namespace_of(name), v=detail, tab="versions",
-                             can_delete=self.images.can_delete(ctx.actor, name))
+                             can_delete=self.images.can_delete(ctx.actor, name), host=found[0].host if found else "")
 
     def delete(self, ctx: Ctx, name: str, tag: str) -> Response:
         self.images.delete_tag(ctx.actor, name, tag)
