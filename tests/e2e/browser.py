@@ -76,14 +76,21 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
+_OVERFLOW_JS = """() => Array.from(document.querySelectorAll("table"))
+  .filter(t => t.offsetWidth > t.parentElement.clientWidth + 1)
+  .map(t => `table "${(t.querySelector("th") || t).textContent.trim().slice(0, 20)}..." is ${t.offsetWidth}px `
+          + `wide in a ${t.parentElement.clientWidth}px box`)"""
+
+
 @dataclass
 class PageWatch:
-    """What went wrong in the page while a test drove it: uncaught script errors, console errors
-    and server errors (5xx answers)."""
+    """What went wrong in the page while a test drove it: uncaught script errors, console errors,
+    server errors (5xx answers) and, at each screenshot, tables too wide for their box."""
 
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     server_errors: list[str] = field(default_factory=list)
+    layout: list[str] = field(default_factory=list)
 
     def attach(self, page: Any) -> None:
         page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
@@ -91,13 +98,21 @@ class PageWatch:
         page.on("response", lambda r: self.server_errors.append(f"{r.request.method} {r.url} -> {r.status}")
                 if r.status >= 500 else None)
 
+    def check_layout(self, page: Any, name: str) -> None:
+        """Remember tables wider than the box they sit in (clipped columns) at this page."""
+        self.layout += [f"{name} ({page.url}): {problem}" for problem in page.evaluate(_OVERFLOW_JS)]
+
     def assert_clean(self) -> None:
         assert not self.server_errors, f"server errors while browsing: {self.server_errors}"
         assert not self.page_errors, f"uncaught script errors in the console pages: {self.page_errors}"
+        assert not self.layout, "tables wider than their box at 1280 px (columns clipped):\n" + "\n".join(self.layout)
 
 
 @contextlib.contextmanager
 def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
+    """Save FAILED-NAME.png and .html (the page as it was) when the block raises."""
+    for stale in (SCREENSHOTS / f"FAILED-{name}.png", SCREENSHOTS / f"FAILED-{name}.html"):
+        stale.unlink(missing_ok=True)
     try:
         yield
     except BaseException:

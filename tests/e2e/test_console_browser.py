@@ -34,6 +34,7 @@ from tests.e2e.access_helpers import Clients, private_clients
 from tests.e2e.browser import (
     EXPECT_TIMEOUT_MS,
     HUMAN_SIZE,
+    OCI_MANIFEST,
     PageWatch,
     Registry,
     chromium_missing_reason,
@@ -50,6 +51,7 @@ from tests.e2e.browser import (
     screenshot_on_failure,
     set_cookie_headers,
     text_and_background,
+    wait_until,
     write_oci_layout,
 )
 
@@ -149,6 +151,13 @@ def confirm_and_click(page: Any, button: Any) -> list[str]:
     return seen
 
 
+def copy_button_copies(page: Any, testid: str) -> str:
+    """Click a copy button; what lands in the clipboard (the copy is asynchronous: bounded wait)."""
+    page.evaluate("navigator.clipboard.writeText('')")
+    page.get_by_test_id(testid).click()
+    return str(wait_until(lambda: page.evaluate("navigator.clipboard.readText()").strip(), timeout=5))
+
+
 def version_row(page: Any, tag: str) -> Any:
     return page.locator(f'[data-testid="version-row"][data-tag="{tag}"]')
 
@@ -198,18 +207,23 @@ def test_console_flow(browsing: tuple[Any, Any, PageWatch], console_server: Serv
     registry = Registry(srv.url, srv.user, srv.password)
     try:
         with screenshot_on_failure(page, "flow"):
-            _flow(context, page, srv, registry, clients, tmp_path)
+            _flow(context, page, watch, srv, registry, clients, tmp_path)
         watch.assert_clean()
     finally:
         registry.close()
 
 
-def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clients: Clients, tmp_path: Path) -> None:
+def _flow(context: Any, page: Any, watch: PageWatch, srv: ServerProcess, registry: Registry, clients: Clients,
+          tmp_path: Path) -> None:
+    def shot(name: str) -> None:
+        screenshot(page, name)
+        watch.check_layout(page, name)
+
     # 1. `/` sends a visitor to the login page; log in.
     page.goto("/")
     wait_for_path(page, "/console/login")
     expect(page.locator("html")).to_have_attribute("lang", "en", timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "01-login")
+    shot("01-login")
     page.locator("input[name=username]").fill(srv.user)
     page.locator("input[name=password]").fill(srv.password)
     page.get_by_test_id("login-submit").click()
@@ -228,7 +242,7 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     form.get_by_test_id("namespace-create").click()
     wait_for_path(page, f"/console/namespaces/{NAMESPACE}")
     expect(page.locator("body")).to_contain_text("Images of the web team", timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "02-namespace")
+    shot("02-namespace")
 
     # 3. Create a repository in it.
     page.get_by_test_id("nav-repositories").click()
@@ -252,15 +266,13 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     assert commands["pull"] == f"docker pull {srv.address}/{REPO}:[tag]", commands
     assert commands["login"].startswith("docker login") and srv.address in commands["login"], commands
     assert f"{srv.address}/{REPO}:[tag]" in commands["tag"], commands
-    page.get_by_test_id("copy-push").click()
-    copied = page.evaluate("navigator.clipboard.readText()")
-    assert copied.strip() == commands["push"], (copied, commands["push"])
-    screenshot(page, "04-repository")
+    assert copy_button_copies(page, "copy-push") == commands["push"]
+    shot("03-repository")
     vpc = next(v for v in values if v.endswith(":vpc") or "vpc" in v)
     picker.select_option(vpc)
     expect(page.get_by_test_id("cmd-push")).to_have_text(f"docker push {VPC_HOST}/{REPO}:[tag]",
                                                          timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "04b-repository-vpc")
+    shot("04-repository-vpc")
     image_ref = commands["push"].removeprefix("docker push ").replace("[tag]", TAG)
 
     # 5. The repository list and its search box.
@@ -272,7 +284,7 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     page.locator("input[name=q]").press("Enter")
     page.wait_for_url(lambda url: "q=hello" in url)
     expect(repo_link.first).to_be_visible(timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "03-repositories")
+    shot("05-repositories")
     page.locator("input[name=q]").fill("no-such-repository-zz")
     page.locator("input[name=q]").press("Enter")
     page.wait_for_url(lambda url: "q=no-such-repository-zz" in url)
@@ -303,14 +315,14 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     assert HUMAN_SIZE.match(size), size
     assert re.fullmatch(r"1[.,]2\d*\s*MB", size), f"{size!r} for a 1.2 MB image"
     assert row.get_by_test_id("platform").all_inner_texts() == ["linux/amd64"]
-    screenshot(page, "05-versions")
+    shot("06-versions")
     row.get_by_test_id("version-link").click()
     wait_for_path(page, f"/console/repo/{REPO}/-/versions/{TAG}")
     layers = page.get_by_test_id("layer-row")
     expect(layers).to_have_count(1, timeout=EXPECT_TIMEOUT_MS)
     expect(layers.first.get_by_test_id("layer-command")).to_contain_text("echo dockyard-console-e2e",
                                                                           timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "06-version")
+    shot("07-version")
 
     # 8. A multi-architecture index: both platforms in the list and on its page.
     amd = make_image("amd64", "RUN echo built for amd64", b"amd64 payload")
@@ -322,19 +334,19 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     assert index_digest in digest_shown(row.get_by_test_id("version-digest"))
     platforms = sorted(text.split()[0] for text in row.get_by_test_id("platform").all_inner_texts())
     assert platforms == ["linux/amd64", "linux/arm64/v8"], row.get_by_test_id("platform").all_inner_texts()
-    for sort in ("sort-name", "sort-pushed"):
-        page.get_by_test_id(sort).first.click()
-        page.wait_for_load_state()
+    for sort in ("name", "pushed"):
+        page.get_by_test_id(f"sort-{sort}").first.click()
+        page.wait_for_url(lambda url: f"sort={sort}" in url)
         expect(version_row(page, TAG)).to_have_count(1, timeout=EXPECT_TIMEOUT_MS)
         expect(version_row(page, MULTI_TAG)).to_have_count(1, timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "07-versions-two-tags")
+    shot("08-versions-two-tags")
     version_row(page, MULTI_TAG).get_by_test_id("version-link").click()
     wait_for_path(page, f"/console/repo/{REPO}/-/versions/{MULTI_TAG}")
     children = page.get_by_test_id("child-platform")
     expect(children).to_have_count(2, timeout=EXPECT_TIMEOUT_MS)
     texts = " | ".join(children.all_inner_texts())
     assert "linux/amd64" in texts and "linux/arm64/v8" in texts, texts
-    screenshot(page, "08-version-index")
+    shot("09-version-index")
 
     # 9. A temporary password: shown once, works for podman login, and stops working once revoked.
     page.get_by_test_id("nav-credentials").click()
@@ -351,7 +363,11 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     temp_row = page.locator(f'[data-testid="temp-row"][data-id="{temp_id}"]')
     expect(temp_row).to_have_count(1, timeout=EXPECT_TIMEOUT_MS)
     expect(temp_row).to_contain_text("browser e2e podman login", timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "09-credentials-temp")
+    shot("10-credentials-temp")
+    assert copy_button_copies(page, "copy-temp") == secret
+    page.goto("/console/credentials")  # shown once: not on the next visit
+    expect(page.get_by_test_id("temp-secret")).to_have_count(0, timeout=EXPECT_TIMEOUT_MS)
+    assert secret not in page.content()
     login = podman_login(clients, srv.address, srv.user, secret)
     assert login.returncode == 0, f"podman login with the new temporary password: {login.stderr}"
     dialogs = confirm_and_click(page, temp_row.get_by_test_id("temp-revoke"))
@@ -359,7 +375,7 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     expect(page.locator(f'[data-testid="temp-row"][data-id="{temp_id}"] [data-testid="temp-revoke"]')) \
         .to_have_count(0, timeout=EXPECT_TIMEOUT_MS)
     assert dialogs == ["confirm"], dialogs
-    screenshot(page, "10-credentials-revoked")
+    shot("11-credentials-revoked")
     login = podman_login(clients, srv.address, srv.user, secret)
     assert login.returncode != 0, f"podman login with a revoked temporary password succeeded: {login.stdout}"
     assert registry_status(srv, srv.user, secret) == 401
@@ -374,7 +390,22 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     assert registry.tags(REPO) == [MULTI_TAG]
     page.reload()
     expect(version_row(page, TAG)).to_have_count(0, timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "11-versions-after-delete")
+    shot("12-versions-after-delete")
+
+    # Pagination: 21 more tags (of the amd64 image) make two pages of 20.
+    for i in range(21):
+        registry.put_manifest(REPO, f"p{i:02d}", amd.manifest, OCI_MANIFEST)
+    page.goto(f"/console/repo/{REPO}/-/versions?sort=name&order=asc&per_page=20")
+    rows = page.get_by_test_id("version-row")
+    expect(rows).to_have_count(20, timeout=EXPECT_TIMEOUT_MS)
+    tags = [MULTI_TAG] + [f"p{i:02d}" for i in range(21)]
+    assert [r.get_attribute("data-tag") for r in rows.all()] == tags[:20]
+    # (the "Next →" link shares the page number's data-testid: click the number)
+    page.get_by_test_id("page-2").filter(has_text=re.compile(r"^\s*2\s*$")).click()
+    page.wait_for_url(lambda url: "page=2" in url)
+    expect(rows).to_have_count(2, timeout=EXPECT_TIMEOUT_MS)
+    assert [r.get_attribute("data-tag") for r in rows.all()] == tags[20:]
+    shot("13-versions-page-2")
 
     # 11. Simplified Chinese, then back to English. The switch must be readable.
     switch = page.get_by_test_id("lang-switch")
@@ -385,14 +416,14 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     wait_for_path(page, f"/console/repo/{REPO}/-/versions")  # the switch keeps the page
     assert has_cjk(page.inner_text("body"))
     assert has_cjk(page.get_by_test_id("nav-repositories").inner_text())
-    screenshot(page, "12-versions-zh")
-    for path, name in ((f"/console/repo/{REPO}", "13-repository-zh"), ("/console/repositories", "14-repositories-zh"),
-                       (f"/console/repo/{REPO}/-/versions/{MULTI_TAG}", "15-version-index-zh"),
-                       ("/console/credentials", "16-credentials-zh"), ("/console/audit", "17-audit-zh")):
+    shot("14-versions-zh")
+    for path, name in ((f"/console/repo/{REPO}", "15-repository-zh"), ("/console/repositories", "16-repositories-zh"),
+                       (f"/console/repo/{REPO}/-/versions/{MULTI_TAG}", "17-version-index-zh"),
+                       ("/console/credentials", "18-credentials-zh"), ("/console/audit", "19-audit-zh")):
         page.goto(path)
         expect(page.locator("html")).to_have_attribute("lang", "zh-CN", timeout=EXPECT_TIMEOUT_MS)
         assert has_cjk(page.inner_text("body")), path
-        screenshot(page, name)
+        shot(name)
     page.get_by_test_id("lang-switch").click()
     expect(page.locator("html")).to_have_attribute("lang", "en", timeout=EXPECT_TIMEOUT_MS)
     assert not has_cjk(page.get_by_test_id("nav-repositories").inner_text())
@@ -406,7 +437,7 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     # writes "NS/NAME:TAG" as the target); accept either.
     deletion = rows.filter(has_text="tag.delete").filter(has_text=REPO).filter(has_text=re.compile(rf"\b{re.escape(TAG)}\b"))
     expect(deletion).to_have_count(1, timeout=EXPECT_TIMEOUT_MS)
-    screenshot(page, "18-audit")
+    shot("20-audit")
     page.locator("input[name=action]").fill("tag.delete")
     page.locator("input[name=action]").press("Enter")
     page.wait_for_url(lambda url: "action=tag.delete" in url)
@@ -422,7 +453,8 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     form.locator("input[name=password]").fill(fixed)
     if form.locator("input[name=confirm]").count():  # the console asks for it twice
         form.locator("input[name=confirm]").fill(fixed)
-    form.get_by_test_id("password-set").click()
+    with page.expect_response(lambda r: r.request.method == "POST" and "/console/credentials/password" in r.url):
+        form.get_by_test_id("password-set").click()
     page.wait_for_load_state()
     assert registry_status(srv, srv.user, fixed) == 200
 
@@ -431,7 +463,7 @@ def _flow(context: Any, page: Any, srv: ServerProcess, registry: Registry, clien
     wait_for_path(page, "/console/login")
     page.goto("/console/repositories")
     wait_for_path(page, "/console/login")
-    screenshot(page, "19-logged-out")
+    shot("21-logged-out")
     color, background = switch_colors
     assert color != background, f"the language switch's label is invisible: text {color} on {background}"
 

@@ -144,7 +144,7 @@ def _str_map(value: Any) -> dict[str, str]:
 
 class ImagesService:
     def __init__(self, *, content: ContentStore, manifests: ManifestService, store: BlobStore, versions: VersionStore,
-                 auth: AuthService, audit: AuditStore, activity_flush: Callable[[], None] | None = None) -> None:
+                 auth: AuthService, audit: AuditStore, activity_flush: Callable[[], object] | None = None) -> None:
         self.content = content
         self.manifests = manifests
         self.store = store
@@ -188,7 +188,7 @@ class ImagesService:
         self._flush()
         search = search or None
         result = self.rows.page(repository, sort=sort, descending=order == "desc", search=search, page=page,
-                                  per_page=per_page)
+                                per_page=per_page)
         if result is None:
             raise NotFound(f"repository {repository!r} not found")
         children = self._children(repository, [r.digest for r in result.rows if _is_index(r)])
@@ -283,7 +283,8 @@ class ImagesService:
             self.manifests.delete(repository, tag)  # through the registry, so its caches forget the tag
         except ManifestUnknown:
             raise NotFound(f"{repository}:{tag} not found") from None
-        self.audit.record(actor.name, "tag.delete", repository, {"tag": tag, "digest": found[0]}, remote=actor.remote)
+        # The same action and target as a DELETE through /v2, so one filter finds both.
+        self.audit.record(actor.name, "tag.delete", f"{repository}:{tag}", {"digest": found[0]}, remote=actor.remote)
 
     def backfill(self, limit: int = 1000) -> int:
         """Fill the facts of up to `limit` manifests pushed before they were recorded: images

@@ -96,7 +96,7 @@ def _where(repo_id: int, search: str | None) -> list[ColumnElement[bool]]:
     return where
 
 
-def count_query(repo_id: int, search: str | None) -> Select[tuple[int]]:
+def count_query(repo_id: int, search: str | None) -> Select[Any]:
     return select(func.count()).select_from(tags).where(*_where(repo_id, search))
 
 

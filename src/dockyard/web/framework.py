@@ -32,6 +32,7 @@ from dockyard.api.credentials import client_address
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import AuthService
 from dockyard.config import Settings
+from dockyard.core.errors import RegistryError
 from dockyard.management.errors import ManagementError, NotFound
 from dockyard.management.service import Actor
 from dockyard.meta.sessions import ConsoleSession, SessionStore
@@ -181,14 +182,17 @@ class Console:
             response = view(ctx)
         except Forbidden403 as exc:
             return self.render(ctx, "error.html", 403, title=t.gettext("Forbidden"), message=str(exc))
+        except RegistryError as exc:  # a name, tag or digest the registry layer refused
+            status = 404 if exc.code.endswith("_UNKNOWN") else 400
+            return self.render(ctx, "error.html", status, title=_error_title(ctx, status), message=exc.message)
         except ManagementError as exc:
             if request.method == "POST" and not isinstance(exc, NotFound):
                 # Back to the page of the form, with the reason.
                 ctx.flash("error", exc.message)
                 response = self.redirect(safe_next(form.get("back") or _same_origin_referer(request)))
             else:
-                return self.render(ctx, "error.html", STATUS.get(exc.code, 400), title=t.gettext("Not found")
-                                   if isinstance(exc, NotFound) else t.gettext("Not allowed"), message=exc.message)
+                status = STATUS.get(exc.code, 400)
+                return self.render(ctx, "error.html", status, title=_error_title(ctx, status), message=exc.message)
         for name, value, flags in ctx.cookies:
             if value:
                 response.set_cookie(name, value, **{**self._cookie_flags(request), **flags})
@@ -214,6 +218,14 @@ class Console:
         given = ctx.form.get("csrf") or request.headers.get("x-csrf-token", "")
         if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
             raise Forbidden403(ctx._("The form has expired or did not come from this console. Reload the page and try again."))
+
+
+def _error_title(ctx: Ctx, status: int) -> str:
+    if status == 404:
+        return ctx._("Not found")
+    if status in (401, 403):
+        return ctx._("Not allowed")
+    return ctx._("The request cannot be done")
 
 
 def _past(value: datetime) -> bool:

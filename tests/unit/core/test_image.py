@@ -62,7 +62,7 @@ def test_image_size_is_manifest_config_and_layers() -> None:
 def test_image_facts() -> None:
     parsed = image()
     facts = image_facts(parsed, 100, {"os": "linux", "architecture": "arm", "variant": "v7"})
-    assert facts.config_digest == parsed.config.digest if parsed.config else False
+    assert parsed.config is not None and facts.config_digest == parsed.config.digest
     assert facts.image_size == 100 + 500 + 3000 and facts.platform == "linux/arm/v7"
     # an artifact's config is not an image config: no platform even if it looks like one
     artifact = image(config_type="application/vnd.example.thing+json")
