@@ -278,7 +278,7 @@ def test_delete_tag_permissions(app_client: TestClient, services: Any, images: I
     assert app_client.get(f"/v2/team/app/manifests/{img['digest']}").status_code == 200  # only the tag went
     event = services.audit.query(action="tag.delete")[0]
     assert (event.actor, event.target, event.detail, event.remote) == (
-        "admin", "team/app", {"tag": "v1", "digest": img["digest"]}, "10.1.2.3")
+        "admin", "team/app:v1", {"digest": img["digest"]}, "10.1.2.3")  # as a DELETE through /v2 records it
     with pytest.raises(NotFound):
         images.delete_tag(admin, "team/app", "v1")
     with pytest.raises(Invalid):

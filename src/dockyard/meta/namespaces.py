@@ -155,8 +155,8 @@ class NamespaceStore:
                 if namespace == DEFAULT_NAMESPACE:  # it holds the one-component names too
                     in_namespace = or_(in_namespace, ~repositories.c.name.contains("/"))
                 q = q.where(in_namespace)
-            if search:
-                q = q.where(repositories.c.name.contains(search))
+            if search:  # names are lower case: a search ignores case; % and _ are literal
+                q = q.where(repositories.c.name.contains(search.lower(), autoescape=True))
             if after:
                 q = q.where(repositories.c.name > after)
             rows = conn.execute(q).all()

@@ -33,7 +33,7 @@ from dockyard.api.threads import run_sync
 from dockyard.auth.service import AuthService
 from dockyard.config import Settings
 from dockyard.core.errors import RegistryError
-from dockyard.management.errors import ManagementError, NotFound
+from dockyard.management.errors import ManagementError
 from dockyard.management.service import Actor
 from dockyard.meta.sessions import ConsoleSession, SessionStore
 from dockyard.web.i18n import LANGUAGES, Translator, human_size, negotiate
@@ -176,6 +176,9 @@ class Console:
             if ctx.htmx:  # a partial page cannot show the login form: make htmx load the whole page
                 return Response(status_code=204, headers={"HX-Redirect": target})
             return self.redirect(target)
+        if _has_nul(request, form):  # no database text column can hold one (PostgreSQL refuses it)
+            return self.render(ctx, "error.html", 400, title=_error_title(ctx, 400),
+                               message=t.gettext("The request holds a NUL character."))
         try:
             if request.method == "POST":
                 self._check_post(ctx)
@@ -186,7 +189,7 @@ class Console:
             status = 404 if exc.code.endswith("_UNKNOWN") else 400
             return self.render(ctx, "error.html", status, title=_error_title(ctx, status), message=exc.message)
         except ManagementError as exc:
-            if request.method == "POST" and not isinstance(exc, NotFound):
+            if request.method == "POST":
                 # Back to the page of the form, with the reason.
                 ctx.flash("error", exc.message)
                 response = self.redirect(safe_next(form.get("back") or _same_origin_referer(request)))
@@ -218,6 +221,11 @@ class Console:
         given = ctx.form.get("csrf") or request.headers.get("x-csrf-token", "")
         if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
             raise Forbidden403(ctx._("The form has expired or did not come from this console. Reload the page and try again."))
+
+
+def _has_nul(request: Request, form: dict[str, str]) -> bool:
+    return ("\x00" in request.url.path or "\x00" in str(request.query_params) or "%00" in request.url.query
+            or any("\x00" in k or "\x00" in v for k, v in form.items()))
 
 
 def _error_title(ctx: Ctx, status: int) -> str:
@@ -252,5 +260,5 @@ def _read_flashes(value: str | None) -> list[tuple[str, str]]:
     try:
         items = json.loads(base64.urlsafe_b64decode(value.encode()))
         return [(str(k), str(m)[:500]) for k, m in items if k in ("ok", "error", "info")][:5]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return []

@@ -65,7 +65,7 @@ class AuditQuery(Request):
     actor: str | None = Field(None, description="Only events of this actor (user or robot name).")
     action: str | None = Field(None, description="Only actions starting with this, e.g. `robot.` or `namespace.create`.")
     target: str | None = Field(None, description="Only targets starting with this, e.g. a namespace or repository name.")
-    before: int | None = Field(None, ge=1, description="Cursor: the `next` value of the previous page (an event id).")
+    before: int | None = Field(None, ge=1, le=2**31 - 1, description="Cursor: the `next` value of the previous page (an event id).")
     limit: int = Field(100, ge=1, le=500, description="Events per page (at most 500), newest first.")
 
 

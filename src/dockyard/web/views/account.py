@@ -55,6 +55,6 @@ class AccountViews:
     def audit(self, ctx: Ctx) -> Response:
         before = ctx.arg("before")
         page = self.m.query_audit(ctx.actor, ctx.arg("actor").strip() or None, ctx.arg("action").strip() or None,
-                                  ctx.arg("target").strip() or None, int(before) if before.isdigit() else None,
+                                  ctx.arg("target").strip() or None, int(before) if before.isdigit() and len(before) <= 9 else None,
                                   AUDIT_PAGE)
         return self.c.render(ctx, "audit.html", page=page, filters={k: ctx.arg(k) for k in ("actor", "action", "target")})
