@@ -57,6 +57,40 @@ def launch_chromium(playwright: Any) -> Any:
                                       timeout=60_000)
 
 
+@contextlib.contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """Debian's chromium under Playwright, for a module-scoped fixture (fails when CI lacks it)."""
+    reason = chromium_missing_reason()
+    if reason:
+        import pytest
+
+        pytest.fail(f"CI is set and {reason}")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()
+
+
+@contextlib.contextmanager
+def browsing_on(browser: Any, base_url: str) -> Iterator[tuple[Any, Any, "PageWatch"]]:
+    """(context, page, watch): a fresh profile on a server, closed afterwards."""
+    context = new_context(browser, base_url)
+    try:
+        page = context.new_page()
+        watch = PageWatch()
+        watch.attach(page)
+        yield context, page, watch
+    finally:
+        context.close()
+
+
 def new_context(browser: Any, base_url: str, locale: str = "en-US") -> Any:
     """A fresh browser profile (cookies, storage) with bounded waits and clipboard access."""
     context = browser.new_context(base_url=base_url, locale=locale, viewport={"width": 1280, "height": 900},

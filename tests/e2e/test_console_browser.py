@@ -37,14 +37,14 @@ from tests.e2e.browser import (
     OCI_MANIFEST,
     PageWatch,
     Registry,
+    browsing_on,
+    chromium_browser,
     chromium_missing_reason,
     cookie_attributes,
     has_cjk,
     hidden_inputs,
     input_names,
-    launch_chromium,
     make_image,
-    new_context,
     path_of,
     running_in_ci,
     screenshot,
@@ -90,33 +90,15 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    reason = chromium_missing_reason()
-    if reason:
-        pytest.fail(f"CI is set and {reason}")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-    finally:
-        playwright.stop()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @pytest.fixture
 def browsing(browser: Any, console_server: ServerProcess) -> Iterator[tuple[Any, Any, PageWatch]]:
     """(context, page, watch): a fresh profile on the server, closed after the test."""
-    context = new_context(browser, console_server.url)
-    try:
-        page = context.new_page()
-        watch = PageWatch()
-        watch.attach(page)
-        yield context, page, watch
-    finally:
-        context.close()
+    with browsing_on(browser, console_server.url) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")

@@ -170,32 +170,14 @@ class Console:
         if principal is None:
             session = None
         ctx = Ctx(request, self.settings, t, session, Actor(principal, client_address(request)), form)
-        ctx.flashes = _read_flashes(request.cookies.get(FLASH_COOKIE))
+        if not ctx.htmx:  # partial pages do not show flashes: leave them for the next whole page
+            ctx.flashes = _read_flashes(request.cookies.get(FLASH_COOKIE))
         if session is None and not public:
             target = url("/login", next=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
             if ctx.htmx:  # a partial page cannot show the login form: make htmx load the whole page
                 return Response(status_code=204, headers={"HX-Redirect": target})
             return self.redirect(target)
-        if _has_nul(request, form):  # no database text column can hold one (PostgreSQL refuses it)
-            return self.render(ctx, "error.html", 400, title=_error_title(ctx, 400),
-                               message=t.gettext("The request holds a NUL character."))
-        try:
-            if request.method == "POST":
-                self._check_post(ctx)
-            response = view(ctx)
-        except Forbidden403 as exc:
-            return self.render(ctx, "error.html", 403, title=t.gettext("Forbidden"), message=str(exc))
-        except RegistryError as exc:  # a name, tag or digest the registry layer refused
-            status = 404 if exc.code.endswith("_UNKNOWN") else 400
-            return self.render(ctx, "error.html", status, title=_error_title(ctx, status), message=exc.message)
-        except ManagementError as exc:
-            if request.method == "POST":
-                # Back to the page of the form, with the reason.
-                ctx.flash("error", exc.message)
-                response = self.redirect(safe_next(form.get("back") or _same_origin_referer(request)))
-            else:
-                status = STATUS.get(exc.code, 400)
-                return self.render(ctx, "error.html", status, title=_error_title(ctx, status), message=exc.message)
+        response = self._respond(ctx, view)
         for name, value, flags in ctx.cookies:
             if value:
                 response.set_cookie(name, value, **{**self._cookie_flags(request), **flags})
@@ -204,9 +186,32 @@ class Console:
         if ctx.next_flashes:
             response.set_cookie(FLASH_COOKIE, _write_flashes(ctx.next_flashes), max_age=60,
                                 **self._cookie_flags(request))
-        elif ctx.flashes and request.cookies.get(FLASH_COOKIE):
+        elif request.cookies.get(FLASH_COOKIE) and not ctx.htmx:  # shown on this page (or garbage): gone
             response.delete_cookie(FLASH_COOKIE, path="/", httponly=True, samesite="lax")
         return response
+
+    def _respond(self, ctx: Ctx, view: Callable[[Ctx], Response]) -> Response:
+        """The view's response, or the page that says why there is none."""
+        request = ctx.request
+        if _has_nul(request, ctx.form):  # no database text column can hold one (PostgreSQL refuses it)
+            return self._error(ctx, 400, ctx._("The request holds a NUL character."))
+        try:
+            if request.method == "POST":
+                self._check_post(ctx)
+            return view(ctx)
+        except Forbidden403 as exc:
+            return self._error(ctx, 403, str(exc))
+        except RegistryError as exc:  # a name, tag or digest the registry layer refused
+            return self._error(ctx, 404 if exc.code.endswith("_UNKNOWN") else 400, exc.message)
+        except ManagementError as exc:
+            if request.method != "POST":
+                return self._error(ctx, STATUS.get(exc.code, 400), exc.message)
+            # Back to the page of the form, with the reason.
+            ctx.flash("error", exc.message)
+            return self.redirect(safe_next(ctx.form.get("back") or _same_origin_referer(request)))
+
+    def _error(self, ctx: Ctx, status: int, message: str) -> Response:
+        return self.render(ctx, "error.html", status, title=_error_title(ctx, status), message=message)
 
     def _check_post(self, ctx: Ctx) -> None:
         request = ctx.request

@@ -35,6 +35,8 @@
     var label = button.textContent;
     copyText(source.textContent.trim()).then(function () {
       button.textContent = button.getAttribute("data-copied") || "Copied";
+      var announce = document.getElementById("announce");  // screen readers hear it too
+      if (announce) { announce.textContent = button.textContent; }
       button.setAttribute("data-copied-state", "yes");
       setTimeout(function () { button.textContent = label; button.removeAttribute("data-copied-state"); }, 1500);
     });

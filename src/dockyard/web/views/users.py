@@ -34,7 +34,13 @@ class UserViews:
                 raise Invalid(ctx._("The two passwords differ."))
             self.m.update_user(ctx.actor, username, password=ctx.field("password"))
         elif change in ("disabled", "is_admin"):
+            if ctx.field("value") not in ("true", "false"):
+                raise Invalid(ctx._("The value must be true or false."))
             self.m.update_user(ctx.actor, username, **{change: ctx.field("value") == "true"})
+            if username == ctx.username and (change == "disabled" or ctx.field("value") == "false"):
+                # Stepped down (or out): the users page is no longer theirs to see.
+                ctx.flash("ok", ctx._("User %(user)s saved.", user=username))
+                return self.c.redirect(url("/repositories"))
         else:
             raise Invalid(ctx._("Nothing to change."))
         ctx.flash("ok", ctx._("User %(user)s saved.", user=username))
