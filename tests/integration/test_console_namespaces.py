@@ -32,6 +32,7 @@ from tests.integration.console_helpers import (  # noqa: F401  (app, registry, c
     set_member,
     texts,
     v2_status,
+    v2_status,
 )
 from tests.integration.helpers import no_server_errors  # noqa: F401
 
@@ -188,3 +189,34 @@ def test_developer_creates_and_edits_repositories(bob: TestClient) -> None:
     r = post(bob, "/console/repositories", namespace="secret", name="sneaky")
     assert refusal(bob, r)
     assert bob.get("/console/repo/secret/sneaky").status_code == 404
+
+
+def test_robot_lifecycle(app: Starlette, console: TestClient, services: Any) -> None:
+    make_namespace(console, "team")
+    created = post(console, "/console/namespaces/team/robots", robot="ci", action_pull="on", description="CI")
+    first = texts(created.text, "robot-secret")[0]
+    assert v2_status(app, "robot$team+ci", first) == 200
+    assert attr(console.get("/console/namespaces/team").text, "robot-row", "data-name") == ["ci"]
+
+    rotated = post(console, "/console/namespaces/team/robots/ci/rotate")
+    second = texts(rotated.text, "robot-secret")[0]
+    assert second != first
+    assert v2_status(app, "robot$team+ci", first) == 401 and v2_status(app, "robot$team+ci", second) == 200
+
+    r = post(console, "/console/namespaces/team/robots/ci/edit", repositories="app-*", action_pull="on",
+             action_push="on", ttl_days="30", description="CI pushes")
+    assert flashes(console, r, "ok") == ["Robot ci saved."]
+    robot = services.credentials.get_robot("team", "ci")
+    assert robot.permissions == [{"repositories": "app-*", "actions": ["pull", "push"]}]
+    assert robot.expires_at is not None and robot.description == "CI pushes"
+    r = post(console, "/console/namespaces/team/robots/ci/edit", repositories="*")  # no permission chosen
+    assert flashes(console, r, "error")
+    assert services.credentials.get_robot("team", "ci").permissions[0]["repositories"] == "app-*"
+
+    post(console, "/console/namespaces/team/robots/ci/disable", disabled="true")
+    assert v2_status(app, "robot$team+ci", second) == 401
+    post(console, "/console/namespaces/team/robots/ci/disable", disabled="false")
+    assert v2_status(app, "robot$team+ci", second) == 200
+    post(console, "/console/namespaces/team/robots/ci/delete")
+    assert services.credentials.get_robot("team", "ci") is None
+    assert v2_status(app, "robot$team+ci", second) == 401

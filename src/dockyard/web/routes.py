@@ -50,6 +50,7 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
             Route("/namespaces/{name}/robots", r(ns.create_robot), methods=post),
             Route("/namespaces/{name}/robots/{robot}/rotate", r(ns.rotate_robot), methods=post),
             Route("/namespaces/{name}/robots/{robot}/disable", r(ns.toggle_robot), methods=post),
+            Route("/namespaces/{name}/robots/{robot}/edit", r(ns.edit_robot), methods=post),
             Route("/namespaces/{name}/robots/{robot}/delete", r(ns.delete_robot), methods=post),
             Route("/repositories", r(repos.index), methods=get),
             Route("/repositories", r(repos.create), methods=post),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from starlette.responses import Response
@@ -10,6 +11,7 @@ from dockyard.core.access import ROLES
 from dockyard.core.scopes import ALL_REPOSITORY_ACTIONS
 from dockyard.management.errors import Forbidden, Invalid
 from dockyard.management.service import ManagementService
+from dockyard.meta.db import utcnow
 from dockyard.web.framework import Console, Ctx, url
 
 
@@ -108,6 +110,15 @@ class NamespaceViews:
     def toggle_robot(self, ctx: Ctx) -> Response:
         name, robot = ctx.request.path_params["name"], ctx.request.path_params["robot"]
         self.m.update_robot(ctx.actor, name, robot, disabled=_checked(ctx, "disabled"))
+        return self.c.redirect(url(f"/namespaces/{name}"))
+
+    def edit_robot(self, ctx: Ctx) -> Response:
+        name, robot = ctx.request.path_params["name"], ctx.request.path_params["robot"]
+        ttl = _ttl_days(ctx, "ttl_days")
+        self.m.update_robot(ctx.actor, name, robot, permissions=self._permissions(ctx),
+                            description=ctx.field("description").strip() or None,
+                            expires_at=utcnow() + timedelta(seconds=ttl) if ttl else None)
+        ctx.flash("ok", ctx._("Robot %(robot)s saved.", robot=robot))
         return self.c.redirect(url(f"/namespaces/{name}"))
 
     def delete_robot(self, ctx: Ctx) -> Response:
