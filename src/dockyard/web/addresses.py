@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from dockyard.config import RegionSettings, Settings
 
 NETWORKS = ("public", "vpc", "internal")
+# How the console names each network (ACR: 公网, 专有网络 VPC, 经典网络); translated where shown.
+NETWORK_LABELS = {"public": "Public network", "vpc": "VPC network", "internal": "Internal network"}
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
 
 

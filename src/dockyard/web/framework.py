@@ -36,6 +36,7 @@ from dockyard.core.errors import RegistryError
 from dockyard.management.errors import ManagementError
 from dockyard.management.service import Actor
 from dockyard.meta.sessions import ConsoleSession, SessionStore
+from dockyard.web.addresses import NETWORK_LABELS
 from dockyard.web.i18n import LANGUAGES, Translator, human_size, negotiate
 
 SESSION_COOKIE = "dockyard_session"
@@ -122,7 +123,8 @@ class Console:
         self.env.filters["size"] = human_size
         self.env.filters["short_digest"] = lambda d: (d.split(":", 1)[-1][:12] if d else "")
         self.env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, sort_keys=True)
-        self.env.globals.update(url=url, repo_url=repo_url, languages=LANGUAGES, version=__version__, past=_past)
+        self.env.globals.update(url=url, repo_url=repo_url, languages=LANGUAGES, version=__version__, past=_past,
+                                network_labels=NETWORK_LABELS)
 
     # -- responses ------------------------------------------------------------------------------
     def render(self, ctx: Ctx, template: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -194,7 +196,7 @@ class Console:
         """The view's response, or the page that says why there is none."""
         request = ctx.request
         if _has_nul(request, ctx.form):  # no database text column can hold one (PostgreSQL refuses it)
-            return self._error(ctx, 400, ctx._("The request holds a NUL character."))
+            return self._error(ctx, 400, ctx._("The request contains a NUL character."))
         try:
             if request.method == "POST":
                 self._check_post(ctx)
@@ -238,7 +240,7 @@ def _error_title(ctx: Ctx, status: int) -> str:
         return ctx._("Not found")
     if status in (401, 403):
         return ctx._("Not allowed")
-    return ctx._("The request cannot be done")
+    return ctx._("The request could not be completed")
 
 
 def _past(value: datetime) -> bool:

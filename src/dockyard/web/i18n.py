@@ -32,7 +32,7 @@ def N_(message: str) -> str:
 # Words the pages translate from data (`_(role)`, `_(action)`, `_(network)`), which no extractor
 # can see in the templates: listed here so the catalog keeps them.
 DATA_WORDS = (N_("owner"), N_("developer"), N_("guest"), N_("pull"), N_("push"), N_("delete"),
-              N_("public"), N_("vpc"), N_("internal"))
+              N_("Public network"), N_("VPC network"), N_("Internal network"))
 
 
 @lru_cache(maxsize=None)

@@ -19,7 +19,7 @@ from jinja2 import Environment
 import dockyard.web
 from dockyard.core.access import ROLES
 from dockyard.core.scopes import ALL_REPOSITORY_ACTIONS
-from dockyard.web.addresses import NETWORKS
+from dockyard.web.addresses import NETWORK_LABELS
 from dockyard.web.i18n import Translator, human_size, negotiate
 
 WEB = Path(dockyard.web.__file__).resolve().parent
@@ -30,7 +30,7 @@ METHOD_MAP = [("**.py", "python"), ("templates/**.html", "jinja2")]  # as babel.
 KEYWORDS = {"_": None, "gettext": None, "N_": None}
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdr]")
 # Shown through `_(variable)`, which no extractor can see: role names, robot permissions, networks.
-DYNAMIC = (*ROLES, *ALL_REPOSITORY_ACTIONS, *NETWORKS)
+DYNAMIC = (*ROLES, *ALL_REPOSITORY_ACTIONS, *NETWORK_LABELS.values())
 FIX = "run scripts/i18n, then translate the empty msgstr entries in " + str(PO)
 
 
