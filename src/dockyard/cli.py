@@ -82,6 +82,8 @@ def serve(ctx: click.Context, listen: str | None, data_dir: Path | None) -> None
     worker_settings = settings.model_copy(update={"admin_password": None})
     os.environ[ENV_RESOLVED] = settings_to_json(worker_settings)
     click.echo(f"Dockyard {__version__} listening on http://{settings.server.listen} (data: {settings.data_dir.resolve()})", err=True)
+    if settings.console.enabled:
+        click.echo(f"Web console: http://{settings.server.listen}/ (log in as admin)", err=True)
     _run_server(settings)
 
 

@@ -223,3 +223,13 @@ def test_delete_a_tag(console: TestClient, registry: TestClient) -> None:
     assert "namespace.create" in everything and everything.count("tag.delete") == 3
     assert attr(console.get("/console/audit", params={"action": "namespace."}).text, "audit-row",
                 "data-action") == ["namespace.create"]
+
+
+def test_the_overview_lists_the_latest_versions(console: TestClient, registry: TestClient) -> None:
+    make_namespace(console, "team")
+    for n in range(7):
+        push_image(registry, "team/app", f"v{n}", config=config("amd64"), layer=f"layer {n}".encode())
+    page = console.get("/console/repo/team/app").text
+    latest = re.findall(r'data-testid="latest-version"><a href="[^"]+">([^<]+)</a>', page)
+    assert latest == ["v6", "v5", "v4", "v3", "v2"]
+    assert "All 7 versions" in page

@@ -82,8 +82,11 @@ class RepositoryViews:
         found = addresses(ctx.settings, ctx.request.headers.get("host"))
         chosen = pick(found, ctx.arg("address") or None)
         cmds = commands(chosen, name, ctx.username) if chosen else None
-        template = "_commands.html" if ctx.htmx and ctx.request.headers.get("hx-target") == "commands" else "repository.html"
-        return self.c.render(ctx, template, tab="overview", addresses=found, address=chosen, commands=cmds, **header)
+        if ctx.htmx and ctx.request.headers.get("hx-target") == "commands":
+            return self.c.render(ctx, "_commands.html", addresses=found, address=chosen, commands=cmds, **header)
+        latest = self.images.versions(ctx.actor, name, sort="pushed", order="desc", per_page=5)
+        return self.c.render(ctx, "repository.html", tab="overview", addresses=found, address=chosen, commands=cmds,
+                             latest=latest, **header)
 
     def settings_page(self, ctx: Ctx, name: str) -> Response:
         return self.c.render(ctx, "repository_settings.html", tab="settings", **self._header(ctx, name))
