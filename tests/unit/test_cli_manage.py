@@ -24,8 +24,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from dockyard import cli_manage
 from dockyard.cli import main
+from dockyard.cli_manage import common, params
 from dockyard.client import Client, ClientError
 
 PAGE = 2
@@ -440,7 +440,7 @@ def test_missing_password_without_a_terminal_fails_before_any_request(api: FakeA
 def test_missing_credentials_are_asked_for_on_a_terminal(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOCKYARD_PASSWORD")
     monkeypatch.delenv("DOCKYARD_USER")
-    monkeypatch.setattr(cli_manage, "_interactive", lambda: True)
+    monkeypatch.setattr(common, "_interactive", lambda: True)
     result = ok(api, "whoami", "--json", input="bob\nbob-pw\n")
     assert json.loads(result.stdout)["username"] == "bob"  # prompts go to stderr: stdout stays JSON
     assert "Username at http://127.0.0.1:5000" in result.stderr and "Password for bob" in result.stderr
@@ -804,7 +804,7 @@ def test_client_paginate_stops_at_the_limit_and_accepts_plain_lists() -> None:
 
 
 def test_duration_parsing() -> None:
-    duration = cli_manage.Duration()
+    duration = params.Duration()
     assert [duration.convert(v, None, None) for v in ("3600", "90s", "30m", "12h", "7d", "2w", " 5 M ")] == [
         3600, 90, 1800, 43200, 604800, 1209600, 300]
     for bad in ("", "1.5h", "-3", "h", "3y"):
