@@ -111,18 +111,22 @@ def build_services(settings: Settings) -> Services:
         queries=ManagementQueries(db), temp_password_ttl=settings.auth.temp_password_ttl_seconds,
         repositories_deleted=repositories_deleted, logins_ended=services.sessions.end_for_user)
     services.images = ImagesService(
-        content=content, manifests=services.manifests, store=store, versions=VersionStore(db), auth=services.auth,
+        content=content, manifests=services.manifests, versions=VersionStore(db), auth=services.auth,
         audit=audit, activity_flush=services.activity.flush)
     return services
+
+
+async def _once(name: str, fn: object) -> None:
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, fn)  # type: ignore[arg-type]
+    except Exception:
+        log.exception("background job %s failed", name)
 
 
 async def _periodic(name: str, interval: int, fn: object) -> None:
     while True:
         await asyncio.sleep(interval)
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, fn)  # type: ignore[arg-type]
-        except Exception:
-            log.exception("background job %s failed", name)
+        await _once(name, fn)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> "DockyardApp":
@@ -153,7 +157,6 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
         orphan_after = 0 if settings.server.workers == 1 else 600
         startup_purge = lambda: services.uploads.purge(uploads.purge_after_seconds, orphan_after)  # noqa: E731
         await asyncio.get_running_loop().run_in_executor(None, startup_purge)
-        await asyncio.get_running_loop().run_in_executor(None, services.images.backfill)  # facts of pre-0003 manifests
         if uploads.purge_interval_seconds:
             jobs.append(asyncio.create_task(_periodic("upload purge", uploads.purge_interval_seconds, purge)))
         if settings.gc.interval_seconds:
@@ -163,6 +166,9 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
 
             jobs.append(asyncio.create_task(_periodic("gc", settings.gc.interval_seconds, collect)))
         jobs.append(asyncio.create_task(_periodic("activity flush", 1, services.activity.flush)))
+        # Facts (size, platform) of manifests pushed before migration 0003: in the background, so a
+        # large registry starts serving at once (a version's page computes a missing size itself).
+        jobs.append(asyncio.create_task(_once("image facts backfill", services.images.backfill_all)))
         jobs.append(asyncio.create_task(_periodic("console session purge", 3600, services.sessions.purge_expired)))
         try:
             yield

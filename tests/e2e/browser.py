@@ -16,6 +16,7 @@ import os
 import re
 import tarfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -55,6 +56,22 @@ def launch_chromium(playwright: Any) -> Any:
     """Debian's chromium, headless, with nothing that reaches out to the network on its own."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
                                       timeout=60_000)
+
+
+@contextlib.contextmanager
+def console_server_process(data: Path, vpc_host: str) -> Iterator[Any]:
+    """A real `dockyard serve` on a free port whose one region has two addresses: itself (public)
+    and `vpc_host` (VPC), so the console's address picker has something to switch to."""
+    from tests.conftest import ServerProcess, free_port
+
+    port = free_port()
+    regions = [{"name": "local", "label": "Local test region", "public": f"127.0.0.1:{port}", "vpc": vpc_host}]
+    proc = ServerProcess(data, port, "e2e-" + uuid.uuid4().hex[:12], env={"DOCKYARD_REGIONS": json.dumps(regions)})
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
 
 
 @contextlib.contextmanager

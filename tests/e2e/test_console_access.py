@@ -18,15 +18,13 @@ Run: .venv/bin/python -m pytest tests/e2e/test_console_access.py   (or scripts/t
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 from tests.e2e.access_helpers import stores
 from tests.e2e.browser import (
     EXPECT_TIMEOUT_MS,
@@ -39,6 +37,7 @@ from tests.e2e.browser import (
     Registry,
     browsing_on,
     chromium_browser,
+    console_server_process,
     chromium_missing_reason,
     descriptor,
     dumps,
@@ -98,12 +97,7 @@ def labelled_image() -> Image:
 def access_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with two addresses (public, VPC), one repository, a tagged image, a multi-arch
     index and a tag to delete."""
-    port = free_port()
-    regions = [{"name": "local", "label": "Local test region", "public": f"127.0.0.1:{port}", "vpc": VPC_HOST}]
-    proc = ServerProcess(tmp_path_factory.mktemp("console-access") / "data", port, "e2e-" + uuid.uuid4().hex[:12],
-                         env={"DOCKYARD_REGIONS": json.dumps(regions)})
-    try:
-        proc.start()
+    with console_server_process(tmp_path_factory.mktemp("console-access") / "data", VPC_HOST) as proc:
         with stores(proc) as svc:
             svc.namespaces.create(NAMESPACE, "Accessibility checks (browser e2e)", public=False, auto_create=True)
             svc.namespaces.create_repository(REPO, "The shop's web front end, checked with a keyboard and a phone",
@@ -119,8 +113,6 @@ def access_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         finally:
             registry.close()
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

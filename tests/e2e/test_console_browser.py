@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 from tests.e2e.access_helpers import Clients, private_clients
 from tests.e2e.browser import (
     EXPECT_TIMEOUT_MS,
@@ -40,6 +40,7 @@ from tests.e2e.browser import (
     browsing_on,
     chromium_browser,
     chromium_missing_reason,
+    console_server_process,
     cookie_attributes,
     has_cjk,
     hidden_inputs,
@@ -77,15 +78,8 @@ MULTI_TAG = "multi"
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for the module, with two addresses (public and VPC) in one region."""
-    port = free_port()
-    regions = [{"name": "local", "label": "Local test region", "public": f"127.0.0.1:{port}", "vpc": VPC_HOST}]
-    proc = ServerProcess(tmp_path_factory.mktemp("console-browser") / "data", port, "e2e-" + uuid.uuid4().hex[:12],
-                         env={"DOCKYARD_REGIONS": json.dumps(regions)})
-    try:
-        proc.start()
+    with console_server_process(tmp_path_factory.mktemp("console-browser") / "data", VPC_HOST) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from dockyard.auth import policy
 from dockyard.auth.passwords import VerifiedCache, verify_password
@@ -18,7 +17,7 @@ from dockyard.auth.tokens import AccessToken, InvalidToken, TokenService
 from dockyard.core.errors import TooManyRequests
 from dockyard.core.scopes import Scope
 from dockyard.meta.credentials import CredentialStore, secret_hash
-from dockyard.meta.db import utcnow
+from dockyard.meta.db import aware, utcnow
 from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.users import User, UserStore
 
@@ -119,7 +118,7 @@ class AuthService:
         robot = self.credentials.get_robot(namespace, name) if sep else None
         expected = robot.secret_hash if robot is not None else "0" * 64
         ok = hmac.compare_digest(expected, secret_hash(secret))
-        if robot is None or not ok or robot.disabled or (robot.expires_at is not None and _aware(robot.expires_at) <= utcnow()):
+        if robot is None or not ok or robot.disabled or (robot.expires_at is not None and aware(robot.expires_at) <= utcnow()):
             return None
         return Principal(robot=robot)
 
@@ -130,7 +129,7 @@ class AuthService:
         expected = temp.secret_hash if temp is not None else "0" * 64
         ok = hmac.compare_digest(expected, secret_hash(password))
         if (not ok or temp is None or user is None or user.disabled or temp.username != user.username
-                or temp.revoked_at is not None or _aware(temp.expires_at) <= utcnow()):
+                or temp.revoked_at is not None or aware(temp.expires_at) <= utcnow()):
             return None
         return Principal(user=user, temp=temp)
 
@@ -151,7 +150,7 @@ class AuthService:
         if subject.startswith(ROBOT_PREFIX):
             namespace, _, name = subject[len(ROBOT_PREFIX):].partition("+")
             robot = self.credentials.get_robot(namespace, name)
-            if robot is None or robot.disabled or (robot.expires_at is not None and _aware(robot.expires_at) <= now):
+            if robot is None or robot.disabled or (robot.expires_at is not None and aware(robot.expires_at) <= now):
                 return None
             return Principal(robot=robot)
         user = self.users.get(subject)
@@ -160,7 +159,7 @@ class AuthService:
         if temp_id is None:
             return Principal(user=user, account_login=account_login)
         temp = self.credentials.get_temp(temp_id)
-        if temp is None or temp.username != user.username or temp.revoked_at is not None or _aware(temp.expires_at) <= now:
+        if temp is None or temp.username != user.username or temp.revoked_at is not None or aware(temp.expires_at) <= now:
             return None
         return Principal(user=user, temp=temp)
 
@@ -229,8 +228,3 @@ class AuthService:
         except InvalidToken:
             return None
         return self.principal_from_subject(subject, temp_id)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes (stored as UTC); PostgreSQL aware ones.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

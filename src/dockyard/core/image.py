@@ -123,12 +123,16 @@ def config_section(config: Any) -> dict[str, Any] | None:
     return section if isinstance(section, dict) else None
 
 
+def str_map(value: Any) -> dict[str, str]:
+    """The string-to-string entries of a JSON object (labels, annotations); {} for anything else."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
 def labels_of(config: Any) -> dict[str, str]:
     section = config_section(config)
-    labels = section.get("Labels") if section else None
-    if not isinstance(labels, dict):
-        return {}
-    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+    return str_map(section.get("Labels") if section else None)
 
 
 def created_of(config: Any) -> str | None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from dockyard.auth.policy import Principal
 from dockyard.auth.service import AuthService
-from dockyard.core.errors import NameInvalid
+from dockyard.core.errors import RegistryError
 from dockyard.management.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from dockyard.management.queries import ManagementQueries
 from dockyard.meta.audit import AuditStore
@@ -107,8 +107,13 @@ def limit_of(limit: int | None) -> int:
     return limit
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def checked(validate: Callable[[str], T], value: str) -> T:
+    """`validate(value)` with a check of `core` (validate_namespace, validate_name, validate_tag,
+    Digest.parse): its domain error turned into Invalid with the same message."""
+    try:
+        return validate(value)
+    except RegistryError as exc:
+        raise Invalid(exc.message) from None
 
 
 class _ServiceBase:
@@ -169,15 +174,6 @@ class _ServiceBase:
         if not user.is_admin:
             raise Forbidden("administrators only")
         return user
-
-    @staticmethod
-    def _valid_name(validate: Callable[[str], str], name: str) -> str:
-        """`validate(name)` with a check of `core.names` (validate_namespace, validate_name), its
-        NameInvalid turned into Invalid with the same message."""
-        try:
-            return validate(name)
-        except NameInvalid as exc:
-            raise Invalid(exc.message) from None
 
     @staticmethod
     def _validate_password(password: str) -> None:

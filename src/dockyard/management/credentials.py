@@ -15,10 +15,10 @@ from typing import Any
 
 from dockyard.auth.passwords import hash_password
 from dockyard.core.scopes import ALL_REPOSITORY_ACTIONS
-from dockyard.management.base import Actor, NewRobotSecret, NewTempPassword, _aware, _ServiceBase
+from dockyard.management.base import Actor, NewRobotSecret, NewTempPassword, _ServiceBase
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.meta.credentials import Robot, TempPassword
-from dockyard.meta.db import utcnow
+from dockyard.meta.db import aware, utcnow
 
 MIN_TTL = 60
 MAX_TTL = 366 * 86400
@@ -77,7 +77,7 @@ class CredentialUseCases(_ServiceBase):
         temp = self.credentials.add_temp(temp_id, user.username, password, utcnow() + timedelta(seconds=ttl), description,
                                          patterns, acts)
         self._record(actor, "temp_password.create", f"user:{user.username}",
-                     {"id": temp_id, "expires_at": _aware(temp.expires_at).isoformat(), "repositories": patterns,
+                     {"id": temp_id, "expires_at": aware(temp.expires_at).isoformat(), "repositories": patterns,
                       "actions": acts})
         return NewTempPassword(temp, password)
 
@@ -128,7 +128,7 @@ class CredentialUseCases(_ServiceBase):
                 raise Invalid(f"ttl_seconds must be between {MIN_TTL} and {10 * MAX_TTL}")
             return utcnow() + timedelta(seconds=ttl_seconds)
         if expires_at is not None:
-            expires_at = _aware(expires_at)
+            expires_at = aware(expires_at)
             if expires_at <= utcnow():
                 raise Invalid("expires_at is in the past")
         return expires_at

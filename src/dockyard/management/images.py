@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from dockyard.auth.service import AuthService
 from dockyard.core.digest import Digest, is_digest
-from dockyard.core.errors import ManifestUnknown, NameInvalid, RegistryError
+from dockyard.core.errors import ManifestUnknown, RegistryError
 from dockyard.core.image import (
     IMAGE_CONFIG_TYPES,
     HistoryEntry,
@@ -33,15 +33,17 @@ from dockyard.core.image import (
     labels_of,
     layers_with_history,
     platform_of,
+    str_map,
 )
 from dockyard.core.manifest import INDEX_TYPES, Descriptor, ParsedManifest, parse_manifest
 from dockyard.core.names import validate_name, validate_tag
 from dockyard.core.scopes import Scope
+from dockyard.management.base import Actor, checked
 from dockyard.management.errors import Forbidden, Invalid, NotFound
-from dockyard.management.service import Actor
 from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
-from dockyard.meta.versions import ManifestFacts, TagRow, VersionStore, aware
+from dockyard.meta.db import aware
+from dockyard.meta.versions import SORTS, ManifestFacts, TagRow, VersionStore
 from dockyard.registry.manifests import ManifestService
 
 __all__ = ["HistoryEntry", "ImagesService", "Layer", "PlatformImage", "Referrer", "Version", "VersionDetail",
@@ -49,7 +51,6 @@ __all__ = ["HistoryEntry", "ImagesService", "Layer", "PlatformImage", "Referrer"
 
 log = logging.getLogger("dockyard.images")
 
-SORTS = ("name", "pushed", "pulled", "size")
 ORDERS = ("asc", "desc")
 MAX_PER_PAGE = 200
 DETAIL_CONFIG_BYTES = 8 << 20  # the detail page reads bigger configs than a push does
@@ -130,24 +131,11 @@ class VersionDetail:
     last_pulled_at: datetime | None
 
 
-class BlobStore(Protocol):
-    """What this service needs of storage.base.BlobStore (management/ does not import storage/)."""
-
-    def read_bytes(self, digest: str) -> bytes: ...
-
-
-def _str_map(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
-
-
 class ImagesService:
-    def __init__(self, *, content: ContentStore, manifests: ManifestService, store: BlobStore, versions: VersionStore,
+    def __init__(self, *, content: ContentStore, manifests: ManifestService, versions: VersionStore,
                  auth: AuthService, audit: AuditStore, activity_flush: Callable[[], object] | None = None) -> None:
         self.content = content
         self.manifests = manifests
-        self.store = store
         self.rows = versions
         self.auth = auth
         self.audit = audit
@@ -156,10 +144,7 @@ class ImagesService:
 
     # -- access ----------------------------------------------------------------------------------------
     def _visible(self, actor: Actor, repository: str) -> None:
-        try:
-            validate_name(repository)
-        except NameInvalid as exc:
-            raise Invalid(exc.message) from None
+        checked(validate_name, repository)
         if not actor.is_admin and not self.auth.visible(actor.principal, [repository]):
             raise NotFound(f"repository {repository!r} not found")
 
@@ -226,16 +211,10 @@ class ImagesService:
         self._visible(actor, repository)
         pulls, last_pulled = 0, None
         if is_digest(reference):
-            try:
-                Digest.parse(reference)
-            except RegistryError as exc:
-                raise Invalid(exc.message) from None
+            checked(Digest.parse, reference)
             digest = reference
         else:
-            try:
-                validate_tag(reference)
-            except RegistryError as exc:
-                raise Invalid(exc.message) from None
+            checked(validate_tag, reference)
             self._flush()
             found = self.rows.tag(repository, reference)
             if found is None:
@@ -259,7 +238,7 @@ class ImagesService:
             children=children,
             config_digest=parsed.config.digest if parsed.config is not None else None,
             config=config_section(config), created=created_of(config), author=author_of(config),
-            labels=labels_of(config), annotations=_str_map(parsed.annotations),
+            labels=labels_of(config), annotations=str_map(parsed.annotations),
             layers=layers_with_history(parsed, config), history=history_of(config),
             referrers=[Referrer(r.digest, r.media_type, r.artifact_type, r.size, dict(r.annotations or {}),
                                 aware(r.created_at))
@@ -272,10 +251,7 @@ class ImagesService:
         self._visible(actor, repository)
         if not self.can_delete(actor, repository):
             raise Forbidden(f"you may not delete tags of {repository}")
-        try:
-            validate_tag(tag)
-        except RegistryError as exc:
-            raise Invalid(exc.message) from None
+        checked(validate_tag, tag)
         found = self.rows.tag(repository, tag)
         if found is None:
             raise NotFound(f"{repository}:{tag} not found")
@@ -285,6 +261,13 @@ class ImagesService:
             raise NotFound(f"{repository}:{tag} not found") from None
         # The same action and target as a DELETE through /v2, so one filter finds both.
         self.audit.record(actor.name, "tag.delete", f"{repository}:{tag}", {"digest": found[0]}, remote=actor.remote)
+
+    def backfill_all(self, batch: int = 1000) -> int:
+        """`backfill` until a call finds less than a batch to do; returns the rows updated."""
+        total = 0
+        while (done := self.backfill(batch)) == batch:
+            total += done
+        return total + done
 
     def backfill(self, limit: int = 1000) -> int:
         """Fill the facts of up to `limit` manifests pushed before they were recorded: images
@@ -299,7 +282,7 @@ class ImagesService:
             facts: dict[int, ImageFacts] = {}
             for m in batch:
                 try:
-                    parsed = parse_manifest(self.store.read_bytes(m.digest), m.media_type)
+                    parsed = parse_manifest(self.manifests.content_of(m.digest), m.media_type)
                 except (FileNotFoundError, RegistryError):
                     log.warning("cannot read manifest %s@%s to record its facts", m.repository, m.digest)
                     continue

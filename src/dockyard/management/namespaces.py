@@ -11,7 +11,7 @@ from typing import Any
 
 from dockyard.core.access import ROLES
 from dockyard.core.names import validate_namespace
-from dockyard.management.base import MAX_LIMIT, Actor, NamespaceInfo, Page, _ServiceBase, limit_of
+from dockyard.management.base import MAX_LIMIT, Actor, NamespaceInfo, Page, _ServiceBase, checked, limit_of
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.meta.namespaces import Member, Namespace
 
@@ -49,7 +49,7 @@ class NamespaceUseCases(_ServiceBase):
     def create_namespace(self, actor: Actor, name: str, description: str | None = None, public: bool = False,
                          auto_create: bool = True) -> NamespaceInfo:
         user = self._writer(actor)
-        self._valid_name(validate_namespace, name)
+        checked(validate_namespace, name)
         if name in RESERVED_NAMESPACES and not user.is_admin:
             raise Forbidden(f"namespace {name!r} is reserved for administrators")
         if self.namespaces.get(name) is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from dockyard.core.access import namespace_of
 from dockyard.core.names import validate_name, validate_namespace
-from dockyard.management.base import MAX_LIMIT, Actor, Page, TagInfo, _ServiceBase, limit_of
+from dockyard.management.base import MAX_LIMIT, Actor, Page, TagInfo, _ServiceBase, checked, limit_of
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.meta.namespaces import Repository
 from dockyard.meta.users import User
@@ -28,7 +28,7 @@ class RepositoryUseCases(_ServiceBase):
         self._authenticated(actor)
         limit = limit_of(limit)
         if namespace is not None:
-            self._valid_name(validate_namespace, namespace)
+            checked(validate_namespace, namespace)
         found: list[Repository] = []
         cursor = after
         while len(found) <= limit:
@@ -44,7 +44,7 @@ class RepositoryUseCases(_ServiceBase):
 
     def _visible_repository(self, actor: Actor, name: str) -> Repository:
         self._authenticated(actor)
-        self._valid_name(validate_name, name)
+        checked(validate_name, name)
         repo = self.queries.repository(name)
         if repo is None or not self._may_pull(actor, [name]):
             raise NotFound(f"repository {name!r} not found")
@@ -71,7 +71,7 @@ class RepositoryUseCases(_ServiceBase):
     def create_repository(self, actor: Actor, name: str, summary: str | None = None, description: str | None = None,
                           visibility: str | None = None) -> Repository:
         self._writer(actor)
-        self._valid_name(validate_name, name)
+        checked(validate_name, name)
         self._validate_visibility(visibility)
         namespace = namespace_of(name)
         self._namespace(namespace)
@@ -86,7 +86,7 @@ class RepositoryUseCases(_ServiceBase):
 
     def update_repository(self, actor: Actor, name: str, **fields: Any) -> Repository:
         self._writer(actor)
-        self._valid_name(validate_name, name)
+        checked(validate_name, name)
         changes = {k: v for k, v in fields.items() if k in ("summary", "description", "visibility")}
         if "visibility" in changes:
             self._validate_visibility(changes["visibility"])
@@ -105,7 +105,7 @@ class RepositoryUseCases(_ServiceBase):
 
     def delete_repository(self, actor: Actor, name: str) -> None:
         self._writer(actor)
-        self._valid_name(validate_name, name)
+        checked(validate_name, name)
         if self.queries.repository(name) is None:
             raise NotFound(f"repository {name!r} not found")
         self._require_role(actor, namespace_of(name), ("owner",), "delete repositories")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from dockyard.meta.db import Database, utcnow
+from dockyard.meta.db import Database, aware, utcnow
 from dockyard.meta.tables import console_sessions, users
 
 
@@ -26,10 +26,6 @@ class ConsoleSession:
 
 def _key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class SessionStore:
@@ -57,9 +53,9 @@ class SessionStore:
              .where(console_sessions.c.id == _key(token)))
         with self.db.read() as conn:
             row = conn.execute(q).first()
-        if row is None or row.disabled or _aware(row.expires_at) <= utcnow():
+        if row is None or row.disabled or aware(row.expires_at) <= utcnow():
             return None
-        return ConsoleSession(row.username, row.csrf, _aware(row.expires_at))
+        return ConsoleSession(row.username, row.csrf, aware(row.expires_at))
 
     def end(self, token: str) -> None:
         with self.db.write() as conn:

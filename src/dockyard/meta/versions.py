@@ -9,22 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, select, update
 
 from dockyard.core.image import ImageFacts
 from dockyard.core.manifest import IMAGE_TYPES, INDEX_TYPES
-from dockyard.meta.db import Database
+from dockyard.meta.db import Database, aware
 from dockyard.meta.tables import manifest_children, manifests, repositories, tag_pulls, tags
 
 SORTS = ("name", "pushed", "pulled", "size")
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite gives naive datetimes (stored as UTC), PostgreSQL aware ones: UTC-aware either way."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,22 +184,14 @@ class VersionStore:
 
     # -- one version ---------------------------------------------------------------------------------
     def manifest(self, repository: str, digest: str) -> ManifestFacts | None:
-        q = (
-            select(*_FACT_COLUMNS)
-            .join(repositories, repositories.c.id == manifests.c.repository_id)
-            .where(repositories.c.name == repository, manifests.c.digest == digest)
-        )
-        with self.db.read() as conn:
-            row = conn.execute(q).first()
-        return _facts(row) if row else None
+        return self.manifests(repository, [digest]).get(digest)
 
     def tag(self, repository: str, tag: str) -> tuple[str, int, datetime | None] | None:
         """(digest, pulls, last pulled) of a tag, or None."""
         q = (
             select(tags.c.manifest_digest, tag_pulls.c.pulls, tag_pulls.c.last_pulled_at)
             .select_from(tags.join(repositories, repositories.c.id == tags.c.repository_id)
-                         .outerjoin(tag_pulls, and_(tag_pulls.c.repository_id == tags.c.repository_id,
-                                                    tag_pulls.c.tag == tags.c.name)))
+                         .outerjoin(tag_pulls, _WITH_PULLS))
             .where(repositories.c.name == repository, tags.c.name == tag)
         )
         with self.db.read() as conn:

@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -35,6 +35,7 @@ from dockyard.config import Settings
 from dockyard.core.errors import RegistryError
 from dockyard.management.errors import ManagementError
 from dockyard.management.service import Actor
+from dockyard.meta.db import aware, utcnow
 from dockyard.meta.sessions import ConsoleSession, SessionStore
 from dockyard.web.addresses import NETWORK_LABELS
 from dockyard.web.i18n import LANGUAGES, Translator, human_size, negotiate
@@ -244,7 +245,7 @@ def _error_title(ctx: Ctx, status: int) -> str:
 
 
 def _past(value: datetime) -> bool:
-    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) <= datetime.now(UTC)
+    return aware(value) <= utcnow()
 
 
 def _same_origin_referer(request: Request) -> str | None:

@@ -17,6 +17,8 @@ from babel.core import negotiate_locale
 from babel.dates import format_datetime, format_timedelta
 from babel.messages.pofile import read_po
 
+from dockyard.meta.db import aware
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = {"en": "English", "zh-CN": "简体中文"}
 DEFAULT = "en"
@@ -90,18 +92,21 @@ class Translator:
     def datetime(self, value: datetime | None) -> str:
         if value is None:
             return "—"
-        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return format_datetime(value, "yyyy-MM-dd HH:mm:ss", tzinfo=UTC, locale=self.locale) + " UTC"
+        return format_datetime(aware(value), "yyyy-MM-dd HH:mm:ss", tzinfo=UTC, locale=self.locale) + " UTC"
 
     def ago(self, value: datetime | None, now: datetime | None = None) -> str:
         if value is None:
             return self.gettext("never")
-        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        delta = (now or datetime.now(UTC)) - value
+        delta = (now or datetime.now(UTC)) - aware(value)
         if delta.total_seconds() < 45:
             return self.gettext("just now")
         return self.gettext("%(time)s ago", time=format_timedelta(delta, locale=self.locale))
 
     @property
     def locale(self) -> Locale:
-        return Locale.parse(_BABEL[self.language])
+        return _locale(self.language)
+
+
+@lru_cache(maxsize=None)
+def _locale(language: str) -> Locale:
+    return Locale.parse(_BABEL[language])

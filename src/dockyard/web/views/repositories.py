@@ -75,7 +75,8 @@ class RepositoryViews:
 
     def _header(self, ctx: Ctx, name: str) -> dict[str, object]:
         repo = self.m.get_repository(ctx.actor, name)
-        return {"repo": repo, "namespace": namespace_of(name), "can_delete": self.images.can_delete(ctx.actor, name)}
+        return {"repo": repo, "repo_name": name, "namespace": namespace_of(name),
+                "can_delete": self.images.can_delete(ctx.actor, name)}
 
     def overview(self, ctx: Ctx, name: str) -> Response:
         header = self._header(ctx, name)
