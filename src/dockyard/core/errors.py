@@ -71,7 +71,17 @@ class RangeInvalid(RegistryError):
 
 
 class PaginationNumberInvalid(RegistryError):
+    """A bad `n` on tags/list or _catalog. The OCI table has no code for it; this is the one
+    distribution (the reference registry the spec grew from) answers, so clients know it."""
+
     code = "PAGINATION_NUMBER_INVALID"
+
+
+class TagInvalid(RegistryError):
+    """A `?tag=` of a manifest PUT by digest (or a `last` of tags/list) that is no valid tag
+    name. Not in the OCI table; distribution registers TAG_INVALID for a manifest's tag."""
+
+    code = "TAG_INVALID"
 
 
 class Unauthorized(RegistryError):

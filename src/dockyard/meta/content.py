@@ -8,7 +8,7 @@ same transaction as the write, so the database serialises them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -171,25 +171,26 @@ class ContentStore:
 
     # -- manifests ------------------------------------------------------------------------------
     def put_manifest(
-        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag: str | None, place: Callable[[], None],
-        facts: ImageFacts | None = None,
+        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag_names: Sequence[str],
+        place: Callable[[], None], facts: ImageFacts | None = None,
     ) -> None:
-        """Record a manifest and tag it; `place` stores its bytes inside the transaction.
+        """Record a manifest and point each of `tag_names` at it (all in one transaction: a push by
+        digest with `?tag=` parameters tags all or nothing); `place` stores its bytes inside it.
 
         `facts` are an image's stored facts (core/image.py; without them they stay NULL for
         the backfill); an index's size is summed here from its children's rows.
         Raises ManifestBlobUnknown when a referenced blob or child manifest is not in the repository.
         """
         try:
-            self._put_manifest(repository, digest, size, parsed, tag, place, facts)
+            self._put_manifest(repository, digest, size, parsed, tag_names, place, facts)
         except IntegrityError:
             # PostgreSQL: garbage collection removed a referenced blob between our check and our
             # insert; the foreign key caught it. The client pushes the blob again.
             raise ManifestBlobUnknown("a referenced blob was removed while the manifest was pushed; push it again") from None
 
     def _put_manifest(
-        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag: str | None, place: Callable[[], None],
-        facts: ImageFacts | None,
+        self, repository: str, digest: str, size: int, parsed: ParsedManifest, tag_names: Sequence[str],
+        place: Callable[[], None], facts: ImageFacts | None,
     ) -> None:
         now = utcnow()
         with self.db.write() as conn:
@@ -252,7 +253,7 @@ class ContentStore:
                     insert_ignore(conn, manifest_blobs, {"manifest_id": manifest_id, "digest": blob_digest})
                 for child in children:
                     insert_ignore(conn, manifest_children, {"manifest_id": manifest_id, "child_digest": child})
-            if tag is not None:
+            for tag in tag_names:
                 upsert(conn, tags, {"repository_id": repo_id, "name": tag, "manifest_digest": digest, "updated_at": now},
                        ["repository_id", "name"], ["manifest_digest", "updated_at"])
             conn.execute(update(repositories).where(repositories.c.id == repo_id).values(last_push_at=now))

@@ -13,14 +13,15 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dockyard.core.digest import Digest, is_digest
-from dockyard.core.errors import ManifestInvalid, ManifestTooLarge, ManifestUnknown, NameUnknown
+from dockyard.core.errors import DigestInvalid, ManifestTooLarge, ManifestUnknown, NameUnknown, TagInvalid
 from dockyard.core.image import MAX_CONFIG_BYTES, has_image_config, image_facts, parse_config
 from dockyard.core.manifest import OCI_INDEX, ParsedManifest, parse_manifest
-from dockyard.core.names import validate_tag
+from dockyard.core.names import is_valid_tag, validate_tag
 from dockyard.meta.content import ContentStore
 from dockyard.storage.base import BlobStore
 
@@ -62,6 +63,19 @@ class _Lru:
             return list(self._data.items())
 
 
+def check_tag_params(reference: str, values: Sequence[str]) -> list[str]:
+    """The `?tag=` parameters of a manifest PUT, each once in their order; raises TagInvalid for
+    a name outside the tag grammar, or for tags on a push by tag (the spec defines them for a push
+    by digest only), before anything is read or stored."""
+    if values and not is_digest(reference):
+        raise TagInvalid("tag parameters are only accepted on a push by digest", {"reference": reference[:300]})
+    for value in values:
+        if not is_valid_tag(value):
+            raise TagInvalid(f"invalid tag {value[:140]!r}: up to 128 characters of [A-Za-z0-9_.-], "
+                             "not starting with '.' or '-'", {"tag": value[:300]})
+    return list(dict.fromkeys(values))
+
+
 class ManifestService:
     def __init__(self, content: ContentStore, store: BlobStore, max_bytes: int, cache: bool) -> None:
         self.content = content
@@ -99,29 +113,37 @@ class ManifestService:
         for key in [k for k, v in self._tags.items() if k[0] == repository and v[0] == digest]:
             self._tags.pop(key, None)
 
-    def put(self, repository: str, reference: str, data: bytes, content_type: str | None) -> tuple[str, str | None]:
-        """Store a manifest under a tag or digest; returns (digest, subject digest or None)."""
+    def put(self, repository: str, reference: str, data: bytes, content_type: str | None,
+            extra_tags: Sequence[str] = ()) -> tuple[str, str | None]:
+        """Store a manifest under a tag or digest; returns (digest, subject digest or None).
+
+        `extra_tags` are the `?tag=` parameters of a push by digest (checked by `check_tag_params`),
+        stored in the manifest's transaction: the only way to tag a manifest whose digest is not
+        sha256, since a push by tag names it by its sha256 digest."""
         if len(data) > self.max_bytes:
             raise ManifestTooLarge(f"manifest is {len(data)} bytes; the limit is {self.max_bytes}")
+        tags: Sequence[str]
         if is_digest(reference):
             wanted = Digest.parse(reference)
             digest = str(Digest.of(data, wanted.algorithm))
             if digest != reference:
-                raise ManifestInvalid(f"manifest digest is {digest}, not {reference}", {"digest": reference})
-            tag = None
+                # The spec's code for content that does not match its digest (as for blobs).
+                raise DigestInvalid(f"manifest digest is {digest}, not {reference}", {"digest": reference})
+            tags = extra_tags
         else:
-            tag = validate_tag(reference)
+            tags = (validate_tag(reference),)
             digest = str(Digest.of(data))
         parsed = parse_manifest(data, content_type)
         facts = None if parsed.is_index else image_facts(parsed, len(data), self.read_config(parsed))
         staged = self.store.stage_bytes(data)  # written and synced outside the transaction
         try:
-            self.content.put_manifest(repository, digest, len(data), parsed, tag, lambda: self.store.place(staged, digest),
+            self.content.put_manifest(repository, digest, len(data), parsed, tags, lambda: self.store.place(staged, digest),
                                       facts)
         finally:
             staged.unlink(missing_ok=True)  # already gone when placed
-        if tag is not None:
-            self._remember(self._tags, (repository, tag), digest)
+        if tags:
+            for tag in tags:
+                self._remember(self._tags, (repository, tag), digest)
             self._forget_tags(repository)
         return digest, parsed.subject.digest if parsed.subject else None
 

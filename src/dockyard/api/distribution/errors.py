@@ -23,6 +23,7 @@ STATUS: list[tuple[type[e.RegistryError], int]] = [
     (e.NameInvalid, 400),
     (e.SizeInvalid, 400),
     (e.PaginationNumberInvalid, 400),
+    (e.TagInvalid, 400),
     (e.RangeInvalid, 416),
     (e.Unauthorized, 401),
     (e.Denied, 403),

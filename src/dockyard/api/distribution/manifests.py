@@ -14,6 +14,7 @@ from dockyard.auth.service import Caller
 from dockyard.core.errors import ManifestTooLarge, ManifestUnknown
 from dockyard.core.digest import is_digest
 from dockyard.core.manifest import accepts
+from dockyard.registry.manifests import check_tag_params
 
 
 def manifest_response(method: str, digest: str, media_type: str, content: bytes) -> Response:
@@ -51,14 +52,23 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 async def put_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("pull", "push"))
+    # `?tag=` on a push by digest (distribution-spec, end-7b): checked before the body is read;
+    # the query string is not parsed at all on the common push without one.
+    tags = check_tag_params(reference, request.query_params.getlist("tag")) if request.scope.get("query_string") else []
     data = await _read_limited(request, ctx.settings.limits.manifest_max_bytes)
-    digest, subject = await run_sync(ctx.manifests.put, name, reference, data, request.headers.get("content-type"))
+    digest, subject = await run_sync(ctx.manifests.put, name, reference, data, request.headers.get("content-type"), tags)
+    detail: dict[str, object] = {"digest": digest}
+    if tags:
+        detail["tags"] = tags
     ctx.activity.record(caller.username, "manifest.push", f"{name}:{reference}" if not is_digest(reference) else f"{name}@{reference}",
-                        {"digest": digest}, client_address(request))
+                        detail, client_address(request))
     headers = {**API_VERSION, "Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"}
     if subject:
         headers["OCI-Subject"] = subject
-    return Response(status_code=201, headers=headers)
+    response = Response(status_code=201, headers=headers)
+    # One OCI-Tag header per tag stored, as the spec asks (a dict holds one value per name).
+    response.raw_headers.extend((b"oci-tag", tag.encode()) for tag in tags)
+    return response
 
 
 async def delete_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
