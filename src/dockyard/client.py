@@ -296,7 +296,8 @@ class Client:
         return cast(Robot, self.request("PATCH", f"/namespaces/{seg(namespace)}/robots/{seg(name)}", json=fields))
 
     def rotate_robot(self, namespace: str, name: str) -> Robot:
-        return cast(Robot, self.request("POST", f"/namespaces/{seg(namespace)}/robots/{seg(name)}/rotate"))
+        # `{}` as JSON: the API refuses a POST that is not application/json (cross-site requests).
+        return cast(Robot, self.request("POST", f"/namespaces/{seg(namespace)}/robots/{seg(name)}/rotate", json={}))
 
     def delete_robot(self, namespace: str, name: str) -> None:
         self.request("DELETE", f"/namespaces/{seg(namespace)}/robots/{seg(name)}")
