@@ -4,6 +4,10 @@
   when DOCKYARD_TEST_POSTGRES is set (scripts/test sets it), on PostgreSQL too: every test that
   uses `db_url` runs once per database.
 - `server`: a real `dockyard serve` process on a free loopback port, for real clients.
+
+Tests marked `shared_harness` run the workspace's ../shared/e2e/run.sh as an extra; a clone
+without it (as anyone who clones Dockyard has it) deselects them rather than skipping them, so a
+missing harness shows as neither a failure nor a skip.
 """
 
 from __future__ import annotations
@@ -29,7 +33,18 @@ from dockyard.config import Settings, load_settings
 from dockyard.meta.migrate import upgrade
 
 ADMIN = ("admin", "admin-password")
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_E2E = Path(os.environ.get("DOCKYARD_SHARED_DIR") or ROOT.parent / "shared") / "e2e"
 PG_URL = os.environ.get("DOCKYARD_TEST_POSTGRES")  # e.g. postgresql+psycopg://postgres@127.0.0.1:54329
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if (SHARED_E2E / "run.sh").exists():
+        return
+    extra = [item for item in items if item.get_closest_marker("shared_harness")]
+    if extra:
+        config.hook.pytest_deselected(items=extra)
+        items[:] = [item for item in items if not item.get_closest_marker("shared_harness")]
 
 
 def _pg_database() -> str:

@@ -8,17 +8,18 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ServerProcess
-from tests.e2e.access_helpers import ensure_images, private_clients
+from tests.e2e import clients as cl
 
 pytestmark = pytest.mark.e2e
 
 
-def test_walkthrough_from_the_cli(server: ServerProcess) -> None:
-    ensure_images()
+def test_walkthrough_from_the_cli(server: ServerProcess, tmp_path: Path) -> None:
+    images = cl.build_images(tmp_path)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")},
            "DOCKYARD_URL": server.url, "DOCKYARD_USER": server.user, "DOCKYARD_PASSWORD": server.password}
 
@@ -31,14 +32,12 @@ def test_walkthrough_from_the_cli(server: ServerProcess) -> None:
     cli("namespace", "create", "team", "--description", "Team images", "--private")
     cli("repo", "create", "team/app", "--summary", "The app", "--visibility", "private")
     cli("credential", "password", "--password-stdin", input="s3cret-registry-pw\n")
-    with private_clients() as clients:
-        login = clients.sh('echo "$2" | podman login --tls-verify=false -u "$1" --password-stdin "$3"',
-                           server.user, "s3cret-registry-pw", server.address)
-        assert login.returncode == 0, login.stderr
-        script = ('podman pull -q "oci:$1:amd64" >/dev/null && podman tag "$(podman images -q | head -1)" "$2/team/app:1.0" '
-                  '&& podman push --tls-verify=false "$2/team/app:1.0"')
-        push = clients.sh(script, clients.busybox, server.address)
-        assert push.returncode == 0, push.stderr
+    with cl.client_env() as clients:
+        clients.run("podman", "login", "--tls-verify=false", "-u", server.user, "--password-stdin", server.address,
+                    input="s3cret-registry-pw\n")
+        image = clients.run("podman", "pull", "-q", images.ref("amd64")).stdout.strip()
+        clients.run("podman", "tag", image, f"{server.address}/team/app:1.0")
+        clients.run("podman", "push", "--tls-verify=false", f"{server.address}/team/app:1.0")
     tags = json.loads(cli("repo", "tags", "team/app", "--json"))
     assert [t["name"] for t in tags] == ["1.0"]
     assert tags[0]["digest"].startswith("sha256:")
