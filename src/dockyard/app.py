@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from dockyard import __version__
+from dockyard.api.credentials import apply_forwarded, parse_networks
 from dockyard.api.distribution.access import Gate
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.router import RegistryAPI
@@ -133,7 +134,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
     services = services or build_services(settings)
     ctx = RegistryContext(
         settings=settings,
-        gate=Gate(services.auth, settings.auth, settings.server.public_url),
+        gate=Gate(services.auth, settings.auth, settings.server.public_url, settings.server.listen),
         blobs=services.blobs,
         uploads=services.uploads,
         manifests=services.manifests,
@@ -201,8 +202,11 @@ class DockyardApp:
         self.registry = registry
         self.web = web
         self.services = services
+        self.proxies = parse_networks(services.settings.server.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.proxies:  # the one place X-Forwarded-* are read (only from trusted proxies)
+            apply_forwarded(scope, self.proxies)
         if scope["type"] == "http" and scope["path"].startswith("/v2"):
             await self.registry(scope, receive, send)
         else:

@@ -131,7 +131,7 @@ def _run_server(settings: Settings) -> None:
 
         uvicorn.run(target, factory=True, host=server.host, port=server.port, workers=server.workers,
                     loop="uvloop", http="httptools", access_log=server.access_log, log_level=server.log_level,
-                    lifespan="on")
+                    lifespan="on", proxy_headers=False)  # X-Forwarded-*: server.trusted_proxies only
         return
     from granian.constants import HTTPModes, Interfaces
     from granian.log import LogLevels

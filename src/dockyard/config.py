@@ -6,6 +6,7 @@ and command-line flags. Unknown keys are errors, so a typo never silently does n
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,12 @@ class ServerSettings(_Section):
     runtime_threads: int = Field(2, ge=1, le=16, description="granian's I/O threads per worker (Rust side; Python code runs on one).")
     public_url: str | None = Field(
         None, description="Base URL clients use to reach this registry (e.g. https://registry.example.com). "
-        "Default: taken from each request's Host header."
+        "Default: taken from each request's Host header when it is a well-formed HOST[:PORT], else the listen address."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are believed, e.g. [127.0.0.1, 10.0.0.0/8]. The client is the right-most "
+        "forwarded address that is not a trusted proxy. From any other peer these headers are ignored."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     access_log: bool = Field(False, description="Log every request.")
@@ -37,6 +43,16 @@ class ServerSettings(_Section):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"expected HOST:PORT such as 127.0.0.1:5000, got {value!r}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"expected an IP address or network such as 10.0.0.0/8, got {item!r}") from None
         return value
 
     @property

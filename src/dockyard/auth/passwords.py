@@ -3,13 +3,15 @@ checks so that Basic credentials sent on every request do not cost an argon2 has
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
 import threading
 import time
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, extract_parameters, low_level
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 # OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane): argon2-cffi's default of 64 MiB
@@ -22,6 +24,69 @@ _DUMMY_HASH = "$argon2id$v=19$m=19456,t=2,p=1$ZHVtbXlzYWx0ZHVtbXk$7d5bm6Z1n4m2k1
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def _parse(password_hash: str | None) -> tuple[Parameters, bytes, bytes] | None:
+    """(parameters, salt, digest) of an argon2 hash in PHC string format, or None."""
+    if not password_hash or not password_hash.startswith("$argon2"):
+        return None
+    parts = password_hash.split("$")
+    if len(parts) != 6:
+        return None
+    try:
+        salt, digest = (base64.b64decode(p + "=" * (-len(p) % 4), validate=True) for p in parts[4:])
+        return extract_parameters(password_hash), salt, digest
+    except (binascii.Error, ValueError, InvalidHashError):
+        return None
+
+
+def argon2_salt(password_hash: str | None) -> bytes | None:
+    """The salt of an argon2 hash, or None when it is not one."""
+    parsed = _parse(password_hash)
+    return parsed[1] if parsed else None
+
+
+def hash_password_like(password: str, other: str | None) -> str:
+    """Hash `password` with the salt of `other`, another password hash of the same user (a fresh
+    salt when there is none). A user's account and registry passwords share one salt so that
+    checking a password against both costs one argon2 computation, not two: a wrong password
+    must take as long for a user with a registry password as for one without, or for no user."""
+    salt = argon2_salt(other) or os.urandom(16)
+    return low_level.hash_secret(password.encode(), salt, time_cost=_hasher.time_cost, memory_cost=_hasher.memory_cost,
+                                 parallelism=_hasher.parallelism, hash_len=_hasher.hash_len, type=_hasher.type).decode()
+
+
+def _raw(password: bytes, salt: bytes, params: Parameters) -> bytes:
+    """One argon2 computation (the expensive part of a check)."""
+    return low_level.hash_secret_raw(password, salt, time_cost=params.time_cost, memory_cost=params.memory_cost,
+                                     parallelism=params.parallelism, hash_len=params.hash_len, type=params.type,
+                                     version=params.version)
+
+
+def verify_any(password_hashes: list[str], password: str) -> int | None:
+    """The index of the first hash `password` matches, or None. Hashes sharing salt and parameters
+    cost one argon2 computation together; no hash at all costs one (against a dummy), so the
+    answer takes as long for an unknown user as for a wrong password."""
+    if not password_hashes:
+        verify_password(None, password)
+        return None
+    secret = password.encode()
+    computed: dict[tuple[object, ...], bytes] = {}
+    found = None
+    for index, stored in enumerate(password_hashes):
+        parsed = _parse(stored)
+        if parsed is None:
+            ok = verify_password(stored, password)  # not an argon2 hash this module can read
+        else:
+            params, salt, digest = parsed
+            key = (params.type, params.version, params.time_cost, params.memory_cost, params.parallelism,
+                   params.hash_len, salt)
+            if key not in computed:
+                computed[key] = _raw(secret, salt, params)
+            ok = hmac.compare_digest(computed[key], digest)
+        if ok and found is None:
+            found = index
+    return found
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dockyard.auth import policy
-from dockyard.auth.passwords import VerifiedCache, verify_password
+from dockyard.auth.passwords import VerifiedCache, verify_any
 from dockyard.auth.policy import Principal
-from dockyard.auth.throttle import LoginThrottle
+from dockyard.auth.throttle import LoginThrottle, Throttled
 from dockyard.auth.tokens import AccessToken, InvalidToken, TokenService
 from dockyard.core.errors import TooManyRequests
 from dockyard.core.scopes import Scope
@@ -66,14 +66,17 @@ class AuthService:
     def login(self, username: str, password: str, remote: str | None, account_only: bool = False) -> Principal | None:
         """check_password (or, with `account_only`, the account password alone: the management
         API) behind the throttle: raises TooManyRequests after repeated failures."""
-        wait = self.throttle.retry_after(username, remote)
-        if wait is not None:
-            raise TooManyRequests(f"too many failed logins for {username[:64]}; try again in {wait} s", {"retry_after": wait})
-        principal = self.check_account_password(username, password) if account_only else self.check_password(username, password)
-        if principal is None:
-            self.throttle.failed(username, remote)
-        else:
-            self.throttle.succeeded(username, remote)
+        try:
+            attempt = self.throttle.begin(username, remote)
+        except Throttled as exc:
+            wait = exc.retry_after
+            raise TooManyRequests(f"too many failed logins for {username[:64]}; try again in {wait} s", {"retry_after": wait}) from None
+        outcome: bool | None = None
+        try:
+            principal = self.check_account_password(username, password) if account_only else self.check_password(username, password)
+            outcome = principal is not None
+        finally:
+            self.throttle.end(attempt, outcome)
         return principal
 
     def check_password(self, username: str, password: str) -> Principal | None:
@@ -104,14 +107,14 @@ class AuthService:
             for stored, is_account in candidates:
                 if self._verified.check(user.username, stored, password):
                     return None if user.disabled else Principal(user=user, account_login=is_account)
-        for stored, is_account in candidates:
-            if verify_password(stored, password):
-                assert user is not None
-                self._verified.remember(user.username, stored, password)
-                return None if user.disabled else Principal(user=user, account_login=is_account)
-        if not candidates:
-            verify_password(None, password)  # as long for unknown users as for wrong passwords
-        return None
+        # One argon2 computation whatever the candidates (a user's hashes share a salt, no
+        # candidate costs a dummy one): how long a wrong password takes says nothing of the user.
+        found = verify_any([stored for stored, _ in candidates], password)
+        if found is None or user is None:
+            return None
+        stored, is_account = candidates[found]
+        self._verified.remember(user.username, stored, password)
+        return None if user.disabled else Principal(user=user, account_login=is_account)
 
     def _robot_login(self, username: str, secret: str) -> Principal | None:
         namespace, sep, name = username[len(ROBOT_PREFIX):].partition("+")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from dockyard.auth.passwords import hash_password
+from dockyard.auth.passwords import hash_password_like
 from dockyard.core.scopes import ALL_REPOSITORY_ACTIONS
 from dockyard.management.base import Actor, NewRobotSecret, NewTempPassword, _ServiceBase
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
@@ -51,7 +51,9 @@ class CredentialUseCases(_ServiceBase):
         user = self._writer(actor)
         if password is not None:
             self._validate_password(password)
-        self.credentials.set_registry_password(user.username, hash_password(password) if password is not None else None)
+        # The account password's salt: one argon2 computation checks a password against both.
+        self.credentials.set_registry_password(
+            user.username, hash_password_like(password, user.password_hash) if password is not None else None)
         self.auth.forget_access()
         self._record(actor, "registry_password.set" if password is not None else "registry_password.remove",
                      f"user:{user.username}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from dockyard.api.credentials import basic_credentials, client_address
+from dockyard.api.credentials import basic_credentials, client_address, request_host
 from dockyard.api.threads import run_sync
 
 from dockyard.auth.service import AuthService, Caller
@@ -23,15 +23,18 @@ class AccessError(Exception):
 
 
 class Gate:
-    def __init__(self, auth: AuthService, settings: AuthSettings, public_url: str | None) -> None:
+    def __init__(self, auth: AuthService, settings: AuthSettings, public_url: str | None, listen: str = "localhost") -> None:
         self.auth = auth
         self.settings = settings
         self.public_url = public_url.rstrip("/") if public_url else None
+        self.listen = listen
 
     def realm(self, request: Request) -> str:
         if self.settings.realm:
             return self.settings.realm
-        base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', 'localhost')}"
+        # Without public_url, the Host the client used, if it is one: never raw header text.
+        # The scheme is https behind a TLS proxy only when the proxy is trusted (apply_forwarded).
+        base = self.public_url or f"{request.url.scheme}://{request_host(request, self.listen)}"
         return f"{base}/auth/token"
 
     def challenge(self, request: Request, scope: str | None, error: str | None = None) -> str:
