@@ -26,13 +26,13 @@ from dockyard.auth.service import AuthService
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
 from dockyard.management.images import ImagesService
-from dockyard.management.queries import ManagementQueries
 from dockyard.management.service import ManagementService
 from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
 from dockyard.meta.credentials import CredentialStore
 from dockyard.meta.db import Database
 from dockyard.meta.namespaces import NamespaceStore
+from dockyard.meta.queries import ManagementQueries
 from dockyard.meta.sessions import SessionStore
 from dockyard.meta.uploads import UploadStore
 from dockyard.meta.users import UserStore

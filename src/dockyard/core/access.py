@@ -26,6 +26,12 @@ def matches(pattern: str, repository: str) -> bool:
     return fnmatch.fnmatchcase(repository, pattern)
 
 
+def is_public(visibility: str | None, namespace_public: bool) -> bool:
+    """The one visibility rule: a repository's own setting ("public" or "private") wins; without one
+    (None) it inherits its namespace's default (`namespace_public`, False when there is no namespace)."""
+    return visibility == "public" if visibility else namespace_public
+
+
 @dataclass(frozen=True, slots=True)
 class RepositoryFacts:
     """What the policy needs to know about a repository (it may not exist yet)."""

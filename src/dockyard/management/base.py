@@ -16,10 +16,10 @@ from dockyard.auth.policy import Principal
 from dockyard.auth.service import AuthService
 from dockyard.core.errors import RegistryError
 from dockyard.management.errors import Forbidden, Invalid, NotFound, Unauthenticated
-from dockyard.management.queries import ManagementQueries
 from dockyard.meta.audit import AuditStore
 from dockyard.meta.credentials import CredentialStore, Robot, TempPassword
 from dockyard.meta.namespaces import Namespace, NamespaceStore
+from dockyard.meta.queries import ManagementQueries
 from dockyard.meta.users import User, UserStore
 
 T = TypeVar("T")

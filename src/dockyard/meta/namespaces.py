@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 
-from dockyard.core.access import DEFAULT_NAMESPACE, RepositoryFacts, namespace_of
+from dockyard.core.access import DEFAULT_NAMESPACE, RepositoryFacts, is_public, namespace_of
 from dockyard.meta.db import Database, utcnow
 from dockyard.meta.sql import upsert
 from dockyard.meta.tables import namespace_members, namespaces, repositories, users
@@ -39,6 +40,13 @@ class Repository:
     public: bool  # effective
     created_at: datetime
     last_push_at: datetime | None
+
+
+def repository_of(row: Any, namespace_public: bool) -> Repository:
+    """A `repositories` row as a Repository, its effective visibility by core.access.is_public."""
+    return Repository(name=row.name, summary=row.summary, description=row.description, visibility=row.visibility,
+                      public=is_public(row.visibility, namespace_public), created_at=row.created_at,
+                      last_push_at=row.last_push_at)
 
 
 class NamespaceStore:
@@ -142,7 +150,7 @@ class NamespaceStore:
         visibility = repo.visibility if repo else None
         return RepositoryFacts(
             name=repository, namespace=ns_name, namespace_exists=ns is not None, exists=repo is not None,
-            public=(visibility == "public") if visibility else ns_public,
+            public=is_public(visibility, ns_public),
             auto_create=bool(ns.auto_create) if ns else False,
         )
 
@@ -160,9 +168,7 @@ class NamespaceStore:
             if after:
                 q = q.where(repositories.c.name > after)
             rows = conn.execute(q).all()
-        return [Repository(name=r.name, summary=r.summary, description=r.description, visibility=r.visibility,
-                           public=(r.visibility == "public") if r.visibility else bool(ns_public.get(namespace_of(r.name))),
-                           created_at=r.created_at, last_push_at=r.last_push_at) for r in rows]
+        return [repository_of(r, bool(ns_public.get(namespace_of(r.name)))) for r in rows]
 
     def update_repository(self, name: str, **fields: object) -> bool:
         allowed = {k: v for k, v in fields.items() if k in ("summary", "description", "visibility")}

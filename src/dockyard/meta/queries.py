@@ -1,8 +1,6 @@
-"""The few reads (and one write) the management use-cases need that the stores do not offer yet.
-
-Candidates to move into meta/ when those modules are free to change: one repository by name,
-a page of tags with their digests, the administrator flag, and the audit log as a non-admin sees it.
-"""
+"""Reads (and one write) of the management use-cases that cut across the other stores: one
+repository by name, a page of tags with their digests, the administrator flag and the count of
+active administrators, and the audit log as a non-admin sees it."""
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from sqlalchemy import false, func, or_, select, update
 from dockyard.core.access import namespace_of
 from dockyard.meta.audit import AuditEvent
 from dockyard.meta.db import Database
-from dockyard.meta.namespaces import Repository
+from dockyard.meta.namespaces import Repository, repository_of
 from dockyard.meta.tables import audit_events, namespaces, repositories, tags, users
 
 
@@ -32,9 +30,7 @@ class ManagementQueries:
             if row is None:
                 return None
             ns_public = conn.execute(select(namespaces.c.public).where(namespaces.c.name == namespace_of(name))).scalar()
-        return Repository(name=row.name, summary=row.summary, description=row.description, visibility=row.visibility,
-                          public=(row.visibility == "public") if row.visibility else bool(ns_public),
-                          created_at=row.created_at, last_push_at=row.last_push_at)
+        return repository_of(row, bool(ns_public))
 
     def tags(self, repository: str, after: str | None, limit: int) -> list[tuple[str, str, datetime]] | None:
         """(tag, digest, updated_at) in name order after `after`; None when the repository does not exist."""
