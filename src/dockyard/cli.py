@@ -7,6 +7,8 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +201,37 @@ def user() -> None:
     """Manage users."""
 
 
+def _operator() -> Any:
+    """The management Actor of `dockyard user add|passwd`: the operator at the server, who holds the
+    data directory and its database and so acts as an administrator. Going through the management
+    use-cases (not the stores) applies the API's rules (user names, password lengths) and writes the
+    audit record, with `local:<OS user>` as the actor (from "cli")."""
+    import getpass
+
+    from dockyard.auth.policy import Principal
+    from dockyard.management.base import Actor
+    from dockyard.meta.db import utcnow
+    from dockyard.meta.users import User
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        who = str(os.getuid())
+    operator = User(id=0, username=f"local:{who}", password_hash="", is_admin=True, disabled=False, created_at=utcnow())
+    return Actor(Principal(user=operator, account_login=True), remote="cli")
+
+
+@contextmanager
+def _refused() -> Iterator[None]:
+    """A use-case's refusal (invalid name or password, a user that exists or does not) as a CLI error."""
+    from dockyard.management.errors import ManagementError
+
+    try:
+        yield
+    except ManagementError as exc:
+        raise click.ClickException(exc.message) from None
+
+
 def _password(prompt: bool, from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -213,15 +246,10 @@ def _password(prompt: bool, from_stdin: bool) -> str:
 @click.pass_context
 def user_add(ctx: click.Context, username: str, admin: bool, password_stdin: bool, data_dir: Path | None) -> None:
     """Create a user."""
-    from dockyard.auth.passwords import hash_password
-
     services = _services(_load(ctx, data_dir=data_dir))
-    if services.users.get(username):
-        raise click.ClickException(f"user {username!r} already exists")
     password = _password(True, password_stdin)
-    if len(password) < 8:
-        raise click.ClickException("passwords need at least 8 characters")
-    services.users.create(username, hash_password(password), is_admin=admin)
+    with _refused():
+        services.management.create_user(_operator(), username, password, is_admin=admin)
     click.echo(f"created user {username}")
 
 
@@ -231,17 +259,14 @@ def user_add(ctx: click.Context, username: str, admin: bool, password_stdin: boo
 @click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.pass_context
 def user_passwd(ctx: click.Context, username: str, password_stdin: bool, data_dir: Path | None) -> None:
-    """Set a user's password."""
-    from dockyard.auth.passwords import hash_password
-
+    """Set a user's password (their console sessions end)."""
     services = _services(_load(ctx, data_dir=data_dir))
+    if services.users.get(username) is None:  # before asking for a password that would go nowhere
+        raise click.ClickException(f"user {username!r} not found")
     password = _password(True, password_stdin)
-    if len(password) < 8:
-        raise click.ClickException("passwords need at least 8 characters")
-    if not services.users.set_password(username, hash_password(password)):
-        raise click.ClickException(f"no user {username!r}")
-    ended = services.sessions.end_for_user(username)
-    click.echo(f"password of {username} changed" + (f"; {ended} console session(s) ended" if ended else ""))
+    with _refused():
+        services.management.update_user(_operator(), username, password=password)
+    click.echo(f"password of {username} changed; their console sessions ended")
 
 
 @user.command("list")

@@ -122,7 +122,7 @@ def test_user_add_refuses_duplicates_and_short_passwords(data: Path) -> None:
     assert run("user", "add", "bob", "--password-stdin", "--data", str(data), input="long enough\n").exit_code == 0
     dup = run("user", "add", "bob", "--password-stdin", "--data", str(data), input="another one\n")
     assert dup.exit_code == 1
-    assert "already exists" in dup.output
+    assert "user 'bob' exists already" in dup.output
     short = run("user", "add", "carol", "--password-stdin", "--data", str(data), input="short\n")
     assert short.exit_code == 1
     assert "at least 8 characters" in short.output
@@ -181,11 +181,31 @@ def test_user_passwd(data: Path) -> None:
 def test_user_passwd_errors(data: Path) -> None:
     missing = run("user", "passwd", "nobody", "--password-stdin", "--data", str(data), input="whatever pw\n")
     assert missing.exit_code == 1
-    assert "no user 'nobody'" in missing.output
+    assert "user 'nobody' not found" in missing.output
     run("user", "add", "hank", "--password-stdin", "--data", str(data), input="hank password\n")
     short = run("user", "passwd", "hank", "--password-stdin", "--data", str(data), input="tiny\n")
     assert short.exit_code == 1 and "at least 8" in short.output
     assert verify_password(users_of(data)["hank"].password_hash, "hank password")  # type: ignore[attr-defined]
+
+
+def test_user_add_and_passwd_apply_the_management_rules_and_are_audited(data: Path) -> None:
+    """They go through the management use-cases, as `POST /api/v1/users` does: the same user name and
+    password rules, and an audit record naming the operator at the server."""
+    bad = run("user", "add", "no spaces!", "--password-stdin", "--data", str(data), input="long enough\n")
+    assert bad.exit_code == 1 and "invalid username" in bad.output
+    huge = run("user", "add", "kim", "--password-stdin", "--data", str(data), input="x" * 1025 + "\n")
+    assert huge.exit_code == 1 and "at most 1024 characters" in huge.output
+    assert users_of(data) == {}
+    assert run("user", "add", "kim", "--admin", "--password-stdin", "--data", str(data), input="kim password\n").exit_code == 0
+    assert run("user", "passwd", "kim", "--password-stdin", "--data", str(data), input="kim password 2\n").exit_code == 0
+    svc = build_services(load_settings(data_dir=data))
+    try:
+        events = svc.audit.query()
+    finally:
+        svc.db.dispose()
+    assert [(e.action, e.target, e.detail) for e in events] == [
+        ("user.update", "user:kim", {"password": "changed"}), ("user.create", "user:kim", {"is_admin": True})]
+    assert all(e.actor.startswith("local:") and e.remote == "cli" for e in events)
 
 
 def test_user_add_through_a_real_process(data: Path) -> None:
