@@ -1,7 +1,8 @@
 """Shared helpers for the in-process /v2 tests: building and pushing blobs and manifests, reading
 error bodies, and a guard that fails any test that gets a 5xx answer.
 
-Test modules import `no_server_errors` (an autouse fixture) so it applies to every test in them.
+`no_server_errors` is an autouse fixture; tests/integration/conftest.py imports it, so it applies
+to every test of tests/integration (a module that imports it too changes nothing).
 """
 
 from __future__ import annotations

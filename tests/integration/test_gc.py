@@ -628,7 +628,10 @@ def test_gc_concurrent_with_pushes_never_leaves_missing_blobs(app_client: TestCl
         body = image_body(config, layers)
         for _ in range(200):
             for data in [config, *layers]:
-                if app_client.head(f"/v2/{repo}/blobs/{sha(data)}").status_code != 200:
+                # only a 404 means "not there, upload it": any other answer is a failure of its own
+                status = app_client.head(f"/v2/{repo}/blobs/{sha(data)}").status_code
+                assert status in (200, 404), f"HEAD {repo} blob -> {status}"
+                if status == 404:
                     upload(app_client, repo, data)
             r = put_manifest(app_client, repo, tag, body, OCI_MANIFEST)
             if r.status_code == 201:
