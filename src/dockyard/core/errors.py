@@ -64,6 +64,10 @@ class SizeInvalid(RegistryError):
     code = "SIZE_INVALID"
 
 
+class BlobTooLarge(SizeInvalid):
+    """A body announced larger than the storage could ever hold; answered 413 before reading it."""
+
+
 class RangeInvalid(RegistryError):
     """An out-of-order or malformed chunk (`Content-Range`); answered 416."""
 

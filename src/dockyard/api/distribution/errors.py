@@ -9,9 +9,10 @@ from starlette.responses import Response
 
 from dockyard.core import errors as e
 
-# Most specific class first: ManifestTooLarge is a ManifestInvalid.
+# Most specific class first: ManifestTooLarge is a ManifestInvalid, BlobTooLarge a SizeInvalid.
 STATUS: list[tuple[type[e.RegistryError], int]] = [
     (e.ManifestTooLarge, 413),
+    (e.BlobTooLarge, 413),
     (e.BlobUnknown, 404),
     (e.BlobUploadUnknown, 404),
     (e.ManifestUnknown, 404),

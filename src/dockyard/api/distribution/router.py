@@ -20,7 +20,7 @@ from dockyard.api.distribution.access import AccessError
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION, error_body, error_response
 from dockyard.auth.service import Caller
-from dockyard.core.errors import RangeInvalid, RegistryError
+from dockyard.core.errors import BlobUploadInvalid, ManifestInvalid, RangeInvalid, RegistryError, SizeInvalid
 from dockyard.core.names import validate_name
 
 log = logging.getLogger("dockyard.api")
@@ -62,6 +62,17 @@ def _out_of_space(exc: BaseException) -> str | None:
     return None
 
 
+def _cut_short(request: Request) -> Response:
+    """The answer to a request whose body ended before it was complete."""
+    if "content-length" in request.headers:
+        error: RegistryError = SizeInvalid("the request body ended before Content-Length bytes arrived")
+    elif "/manifests/" in request.scope["path"]:
+        error = ManifestInvalid("the manifest ended before its last chunk arrived")
+    else:
+        error = BlobUploadInvalid("the request body ended before its last chunk arrived")
+    return error_response(error, {"Connection": "close"})
+
+
 class RegistryAPI:
     def __init__(self, ctx: RegistryContext) -> None:
         self.ctx = ctx
@@ -79,6 +90,13 @@ class RegistryAPI:
         try:
             response = await self.handle(request)
         except ClientDisconnect:
+            # The body ended early: nothing of it was stored. A client that half-closed its side
+            # (shutdown SHUT_WR) still reads the answer, and granian, which signals the half-close
+            # as `http.disconnect`, would otherwise answer a bare 500 of its own.
+            try:
+                await _cut_short(request)(scope, receive, send)
+            except OSError:
+                pass  # the client is gone altogether: nobody to tell
             return
         await response(scope, receive, send)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,7 +11,7 @@ from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import Caller
-from dockyard.core.errors import SizeInvalid
+from dockyard.core.errors import BlobTooLarge, SizeInvalid
 from dockyard.registry.uploads import check_upload_digest_param, parse_content_range
 
 
@@ -20,6 +22,20 @@ def content_length(request: Request) -> int | None:
     if not value.isascii() or not value.isdigit():
         raise SizeInvalid(f"invalid Content-Length {value[:40]!r}")
     return int(value)
+
+
+def blob_length(ctx: RegistryContext, request: Request) -> int | None:
+    """The Content-Length of a blob body, refused with 413 when the staging area's file system
+    has not that much room: `Content-Length: 100000000000000000` is answered at once instead of
+    being read until the disk fills or the client gives up."""
+    length = content_length(request)
+    if length is not None and length > 0:
+        stat = os.statvfs(ctx.settings.upload_root)
+        free = stat.f_bavail * stat.f_frsize
+        if length > free:
+            raise BlobTooLarge(f"Content-Length {length} is more than the registry's storage has room for",
+                               {"length": length})
+    return length
 
 
 def _session_headers(name: str, upload_id: str, offset: int) -> dict[str, str]:
@@ -49,7 +65,7 @@ async def start_upload(ctx: RegistryContext, request: Request, caller: Caller, n
     digest = params.get("digest")
     if digest and not mount:
         check_upload_digest_param(digest)
-        await ctx.uploads.monolithic(name, digest, request.stream(), content_length(request))
+        await ctx.uploads.monolithic(name, digest, request.stream(), blob_length(ctx, request))
         return _blob_created(name, digest)
     session = await run_sync(ctx.uploads.start, name)
     headers = _session_headers(name, session.id, 0)
@@ -61,7 +77,7 @@ async def start_upload(ctx: RegistryContext, request: Request, caller: Caller, n
 async def patch_upload(ctx: RegistryContext, request: Request, caller: Caller, name: str, upload_id: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("pull", "push"))
     chunk = parse_content_range(request.headers.get("content-range"))
-    offset = await ctx.uploads.append(name, upload_id, request.stream(), chunk, content_length(request))
+    offset = await ctx.uploads.append(name, upload_id, request.stream(), chunk, blob_length(ctx, request))
     return Response(status_code=202, headers=_session_headers(name, upload_id, offset))
 
 
@@ -69,7 +85,7 @@ async def finish_upload(ctx: RegistryContext, request: Request, caller: Caller, 
     ctx.gate.require(request, caller, "repository", name, ("pull", "push"))
     digest = check_upload_digest_param(request.query_params.get("digest"))
     chunk = parse_content_range(request.headers.get("content-range"))
-    length = content_length(request)
+    length = blob_length(ctx, request)
     body = request.stream() if length != 0 else None
     await ctx.uploads.finish(name, upload_id, digest, body, chunk, length)
     return _blob_created(name, digest)
