@@ -45,3 +45,11 @@ def test_layers_import_only_downwards() -> None:
                 if package in NO_HTTP and name.split(".")[0] in {"starlette", "granian", "uvicorn", "httpx"}:
                     problems.append(f"{path.relative_to(SRC)} imports {name} (HTTP belongs in api/)")
     assert not problems, "\n".join(problems)
+
+
+def test_sql_only_in_meta() -> None:
+    """Queries live in meta/ (the stores); every other layer calls them."""
+    problems = [f"{path.relative_to(SRC)} imports {name}" for path in SRC.rglob("*.py")
+                if "meta" not in path.relative_to(SRC).parts[:1]
+                for name in _imports(path) if name.split(".")[0] == "sqlalchemy"]
+    assert not problems, "\n".join(problems)
