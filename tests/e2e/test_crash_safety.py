@@ -11,6 +11,10 @@ resumes from its committed offset.
 Full disk: the data directory on a 64 MiB tmpfs; pushes go on until one fails. The failure is a
 507 with a JSON error (never a 500), its staging file goes, nothing stored before is lost, and
 after freeing space (cancelling a session) pushes work again.
+
+The random data (blob sizes and bytes, the ways blobs are pushed, the moment of the kill) comes
+from a seed printed with each test's output; DOCKYARD_TEST_SEED=<seed> replays it. The timing of
+the threads and of the kill cannot be replayed exactly.
 """
 
 from __future__ import annotations
@@ -56,6 +60,14 @@ from tests.e2e.helpers_raw import (
 pytestmark = pytest.mark.e2e
 
 MiB = 1 << 20
+SEED = int(os.environ.get("DOCKYARD_TEST_SEED") or random.SystemRandom().randrange(1 << 32))
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """The test's random data, derived from SEED and the test's name (so one test replays alone)."""
+    print(f"random data from DOCKYARD_TEST_SEED={SEED}")  # shown with a failure's captured output
+    return random.Random(f"{SEED}-{request.node.name}")
 
 
 # -- SIGKILL during concurrent pushes -------------------------------------------------------------
@@ -77,7 +89,8 @@ class Acked:
             self.manifests[(repo, tag)] = (digest, body)
 
 
-SHARED_POOL = [os.urandom(random.randint(1, 300 * 1024)) for _ in range(4)]  # pushed by several threads
+_POOL_RNG = random.Random(f"{SEED}-pool")
+SHARED_POOL = [_POOL_RNG.randbytes(_POOL_RNG.randint(1, 300 * 1024)) for _ in range(4)]  # pushed by several threads
 
 
 def _push_blob(c: httpx.Client, repo: str, data: bytes, rng: random.Random) -> bool:
@@ -102,16 +115,16 @@ def _push_blob(c: httpx.Client, repo: str, data: bytes, rng: random.Random) -> b
 
 def _pusher(server: ServerProcess, index: int, round_no: int, acked: Acked, stop: threading.Event,
             deadline: float) -> None:
-    rng = random.Random(f"{round_no}-{index}")
+    rng = random.Random(f"{SEED}-{round_no}-{index}")
     repo = f"crash/t{index}"
     with client(server, timeout=30) as c:
         for n in range(200):  # bounded in count and time
             if stop.is_set() or time.monotonic() > deadline:
                 return
             try:
-                layers = [os.urandom(rng.randint(1, 2 * MiB)) for _ in range(rng.randint(1, 3))]
+                layers = [rng.randbytes(rng.randint(1, 2 * MiB)) for _ in range(rng.randint(1, 3))]
                 layers.append(rng.choice(SHARED_POOL))
-                config = f'{{"round":{round_no},"thread":{index},"n":{n},"r":"{uuid.uuid4().hex}"}}'.encode()
+                config = f'{{"round":{round_no},"thread":{index},"n":{n},"r":"{rng.getrandbits(64):x}"}}'.encode()
                 for blob in [*layers, config]:
                     if not _push_blob(c, repo, blob, rng):
                         if not stop.is_set():
@@ -158,12 +171,12 @@ class HalfSent:
     chunk: bytes
 
 
-def _leave_half_sent(server: ServerProcess, c: httpx.Client) -> HalfSent:
+def _leave_half_sent(server: ServerProcess, c: httpx.Client, rng: random.Random) -> HalfSent:
     """A monolithic upload and a session chunk, both half-sent and left open when the server dies."""
     repo = f"crash/half-{uuid.uuid4().hex[:6]}"
     before = set(staging_files(server.data))
     auth = basic_value(server.user, server.password)
-    data = os.urandom(8 * MiB)
+    data = rng.randbytes(8 * MiB)
     orphan = RawConn(server.port)
     orphan.send_head("POST", f"/v2/{repo}/blobs/uploads/?digest={sha256(data)}", {
         "Authorization": auth, "Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
@@ -172,9 +185,9 @@ def _leave_half_sent(server: ServerProcess, c: httpx.Client) -> HalfSent:
                       timeout=20), "the half-sent monolithic upload never reached its staging file"
 
     upload_id = start_session(c, repo)
-    first = os.urandom(MiB + 12345)
+    first = rng.randbytes(MiB + 12345)
     assert patch_chunk(c, repo, upload_id, 0, first).status_code == 202
-    chunk = os.urandom(8 * MiB)
+    chunk = rng.randbytes(8 * MiB)
     conn = RawConn(server.port)
     conn.send_head("PATCH", f"/v2/{repo}/blobs/uploads/{upload_id}", {
         "Authorization": auth, "Content-Type": "application/octet-stream",
@@ -206,7 +219,7 @@ def _check_staging_after_restart(server: ServerProcess, half: HalfSent | None) -
         assert blob_ok(c, half.repo, sha256(whole), len(whole))
 
 
-def test_sigkill_during_concurrent_pushes(tmp_path: Path) -> None:
+def test_sigkill_during_concurrent_pushes(tmp_path: Path, rng: random.Random) -> None:
     data = tmp_path / "data"
     password = "e2e-" + uuid.uuid4().hex[:12]
     server = ServerProcess(data, free_port(), password).start()
@@ -214,7 +227,7 @@ def test_sigkill_during_concurrent_pushes(tmp_path: Path) -> None:
     try:
         for round_no in range(2):
             with client(server) as c:
-                half = _leave_half_sent(server, c)
+                half = _leave_half_sent(server, c, rng)
             stop = threading.Event()
             deadline = time.monotonic() + 90
             threads = [threading.Thread(target=_pusher, args=(server, i, round_no, acked, stop, deadline), daemon=True)
@@ -224,7 +237,7 @@ def test_sigkill_during_concurrent_pushes(tmp_path: Path) -> None:
             pushed_before = len(acked.manifests)
             target = pushed_before + 6
             wait_until(lambda: len(acked.manifests) >= target or not any(t.is_alive() for t in threads), timeout=60)
-            time.sleep(random.uniform(0, 0.3))  # land the kill at some random point of the pushes
+            time.sleep(rng.uniform(0, 0.3))  # land the kill at some random point of the pushes
             server.stop(signal.SIGKILL)
             stop.set()
             for t in threads:
@@ -246,7 +259,7 @@ def test_sigkill_during_concurrent_pushes(tmp_path: Path) -> None:
         server.stop(signal.SIGKILL)
 
 
-def test_sigkill_while_idle_keeps_everything(tmp_path: Path) -> None:
+def test_sigkill_while_idle_keeps_everything(tmp_path: Path, rng: random.Random) -> None:
     """The plain case: push, SIGKILL with nothing in flight, restart: all there."""
     data = tmp_path / "data"
     password = "e2e-" + uuid.uuid4().hex[:12]
@@ -254,7 +267,7 @@ def test_sigkill_while_idle_keeps_everything(tmp_path: Path) -> None:
     acked = Acked()
     try:
         with client(server) as c:
-            layers = [os.urandom(n) for n in (0, 1, 4096, 3 * MiB)]
+            layers = [rng.randbytes(n) for n in (0, 1, 4096, 3 * MiB)]
             config = b'{"idle":true}'
             for blob in [*layers, config]:
                 assert push_monolithic(c, "crash/idle", blob).status_code == 201
@@ -263,7 +276,7 @@ def test_sigkill_while_idle_keeps_everything(tmp_path: Path) -> None:
             assert put_manifest(c, "crash/idle", "v1", body).status_code == 201
             acked.manifest("crash/idle", "v1", sha256(body), body)
             committing = start_session(c, "crash/idle")
-            committing_data = os.urandom(300_000)
+            committing_data = rng.randbytes(300_000)
             assert patch_chunk(c, "crash/idle", committing, 0, committing_data).status_code == 202
         server.stop(signal.SIGKILL)
         # a crash in the middle of that session's commit: its file already renamed into the
@@ -273,7 +286,7 @@ def test_sigkill_while_idle_keeps_everything(tmp_path: Path) -> None:
         os.replace(data / "uploads" / committing, target)
         # what a crash at other moments leaves: a monolithic upload's staging file (no session)
         # and a half-written staged manifest; the purge at startup removes both
-        (data / "uploads" / uuid.uuid4().hex).write_bytes(os.urandom(5000))
+        (data / "uploads" / uuid.uuid4().hex).write_bytes(rng.randbytes(5000))
         (data / "blobs" / ".staging").mkdir(exist_ok=True)
         (data / "blobs" / ".staging" / f"{os.getpid()}.{time.monotonic_ns()}.tmp").write_bytes(b'{"schemaVer')
         server = ServerProcess(data, free_port(), password).start()
@@ -324,7 +337,7 @@ def _assert_insufficient_storage(r: httpx.Response) -> None:
     assert doc["errors"][0]["message"].startswith("insufficient storage")
 
 
-def test_full_disk(tmp_path: Path) -> None:
+def test_full_disk(tmp_path: Path, rng: random.Random) -> None:
     disk = tmp_path / "disk"
     why = _mount_tmpfs(disk, "64m")
     if why:
@@ -340,7 +353,7 @@ def test_full_disk(tmp_path: Path) -> None:
         acked = Acked()
         with client(server) as c:
             # something stored before the disk fills, which must survive it
-            layers = [os.urandom(MiB), os.urandom(100_000)]
+            layers = [rng.randbytes(MiB), rng.randbytes(100_000)]
             config = b'{"before":"full"}'
             for blob in [*layers, config]:
                 assert push_monolithic(c, repo, blob).status_code == 201
@@ -350,17 +363,17 @@ def test_full_disk(tmp_path: Path) -> None:
             acked.manifest(repo, "before", sha256(body), body)
             # ballast: an upload session holding 8 MiB, cancelled later to free space
             ballast = start_session(c, repo)
-            assert patch_chunk(c, repo, ballast, 0, os.urandom(8 * MiB)).status_code == 202
+            assert patch_chunk(c, repo, ballast, 0, rng.randbytes(8 * MiB)).status_code == 202
             # a session whose bytes are all there, closed only when the disk is full
             late = start_session(c, repo)
-            late_data = os.urandom(64 * 1024)
+            late_data = rng.randbytes(64 * 1024)
             assert patch_chunk(c, repo, late, 0, late_data).status_code == 202
 
             # 1. monolithic pushes until one fails
             failure: httpx.Response | None = None
             failed_digest = ""
             for _ in range(40):  # 40 x 4 MiB > 64 MiB
-                blob = os.urandom(4 * MiB)
+                blob = rng.randbytes(4 * MiB)
                 r = push_monolithic(c, repo, blob)
                 if r.status_code == 201:
                     acked.blob(repo, blob)
@@ -376,14 +389,14 @@ def test_full_disk(tmp_path: Path) -> None:
 
             # 2. a chunk of a session on the full disk: refused, the session stays as it was
             upload_id = start_session(c, repo)
-            part = os.urandom(4 * MiB)
+            part = rng.randbytes(4 * MiB)
             r = patch_chunk(c, repo, upload_id, 0, part)
             _assert_insufficient_storage(r)
             assert staging_size(data, upload_id) == 0
             assert session_range(c, repo, upload_id) == range_for(0)
             # fill what is left with smaller blobs, then the session's chunk fails again
             for _ in range(64):
-                blob = os.urandom(256 * 1024)
+                blob = rng.randbytes(256 * 1024)
                 r = push_monolithic(c, repo, blob)
                 if r.status_code != 201:
                     _assert_insufficient_storage(r)
@@ -397,7 +410,7 @@ def test_full_disk(tmp_path: Path) -> None:
             #    tiny blobs are stored or refused cleanly (507), never a 500
             refused = 0
             for i in range(400):
-                blob = os.urandom(4096 if refused == 0 else 1)
+                blob = rng.randbytes(4096 if refused == 0 else 1)
                 r = push_monolithic(c, repo, blob)
                 if r.status_code == 201:
                     acked.blob(repo, blob)
@@ -449,7 +462,7 @@ def test_full_disk(tmp_path: Path) -> None:
             assert r.status_code == 202, r.text
             assert finish(c, repo, upload_id, sha256(part)).status_code == 201
             acked.blob(repo, part)
-            blob = os.urandom(2 * MiB)
+            blob = rng.randbytes(2 * MiB)
             assert push_monolithic(c, repo, blob).status_code == 201
             acked.blob(repo, blob)
             body = manifest_for(config, [part, blob])
