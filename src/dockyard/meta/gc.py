@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, select
+from sqlalchemy import ColumnElement, and_, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from dockyard.meta.db import Database, utcnow
@@ -92,7 +92,7 @@ class GcStore:
 
     # -- blobs ------------------------------------------------------------------------------------
     @staticmethod
-    def _unlinked(digest: object, cutoff: datetime) -> object:
+    def _unlinked(digest: ColumnElement[str] | str, cutoff: datetime) -> ColumnElement[bool]:
         """No repository linked the blob since `cutoff` (an upload or mount for a manifest to come)."""
         return ~exists().where(and_(repository_blobs.c.digest == digest, repository_blobs.c.linked_at >= cutoff))
 
