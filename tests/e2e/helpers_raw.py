@@ -242,3 +242,21 @@ def error_json(body: bytes) -> dict[str, Any]:
     assert isinstance(doc.get("errors"), list) and doc["errors"], doc
     assert {"code", "message"} <= set(doc["errors"][0]), doc
     return doc  # type: ignore[no-any-return]
+
+
+def server_holds_open(server: ServerProcess, path: Path) -> bool:
+    """Whether a process of the server (supervisor or worker: one process group) has `path` open:
+    the observable sign that a request's handler reached its staging file (and, once it is gone
+    again, that the handler is done with it)."""
+    assert server.proc is not None
+    group, target = server.proc.pid, str(path)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) != group:
+                continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return True
+        except OSError:  # the process or the descriptor went away meanwhile
+            continue
+    return False

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.e2e.helpers_raw import (
     patch_chunk,
     push_monolithic,
     range_for,
+    server_holds_open,
     session_range,
     sha256,
     staging_files,
@@ -77,13 +77,24 @@ def _hang_up(conn: RawConn, how: str) -> None:
         conn.reset()
 
 
-def _settled(data: Path, upload_id: str, offset: int) -> None:
-    """Wait until the server has dealt with the broken request: the staging file is back at
-    `offset` and stays there."""
-    assert wait_until(lambda: staging_size(data, upload_id) == offset, timeout=20), (
-        f"staging file is {staging_size(data, upload_id)} bytes, committed offset {offset}")
-    time.sleep(0.5)
-    assert staging_size(data, upload_id) == offset
+def _reached(srv: ServerProcess, upload_id: str, offset: int, sent: int) -> None:
+    """Wait until the request's handler has the staging file open and, when a whole write batch
+    was sent, has written past `offset`: the hang-up then lands where the test says it does."""
+    path = srv.data / "uploads" / upload_id
+
+    def reached() -> bool:
+        return server_holds_open(srv, path) and (sent < SENT or (staging_size(srv.data, upload_id) or 0) > offset)
+    assert wait_until(reached, timeout=20), \
+        f"the request never reached its staging file ({staging_size(srv.data, upload_id)} bytes)"
+
+
+def _settled(srv: ServerProcess, upload_id: str, offset: int) -> None:
+    """Wait until the server is done with the broken request (its handler closed the staging
+    file), then the file must be back at `offset`."""
+    assert wait_until(lambda: not server_holds_open(srv, srv.data / "uploads" / upload_id), timeout=20), \
+        "the server never let go of the staging file"
+    assert staging_size(srv.data, upload_id) == offset, (
+        f"staging file is {staging_size(srv.data, upload_id)} bytes, committed offset {offset}")
 
 
 def _start_with_first_chunk(c: httpx.Client, repo: str) -> tuple[str, bytes]:
@@ -97,7 +108,7 @@ def _start_with_first_chunk(c: httpx.Client, repo: str) -> tuple[str, bytes]:
 
 def _check_nothing_committed(srv: ServerProcess, c: httpx.Client, repo: str, upload_id: str, offset: int,
                              digest: str) -> None:
-    _settled(srv.data, upload_id, offset)
+    _settled(srv, upload_id, offset)
     assert session_range(c, repo, upload_id) == range_for(offset)
     assert blob_status(c, repo, digest) == 404
     assert not blob_file(srv.data, digest).exists()
@@ -128,7 +139,12 @@ def test_monolithic_post_disconnect(srv: ServerProcess, c: httpx.Client, how: st
         "Authorization": basic_value(srv.user, srv.password),
         "Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
     conn.send(data[:sent])
-    time.sleep(0.3)  # let the server start writing the staging file
+
+    def reached() -> bool:  # the POST's staging file is open (and past a write batch when one was sent)
+        new = {n: size for n, size in staging_files(srv.data).items() if n not in before}
+        return any(server_holds_open(srv, srv.data / "uploads" / n) and (sent < SENT or size >= MiB)
+                   for n, size in new.items())
+    assert wait_until(reached, timeout=20), "the POST never reached its staging file"
     _hang_up(conn, how)
     # the staging file of the monolithic upload goes: nobody could ever resume it
     assert wait_until(lambda: set(staging_files(srv.data)) <= before, timeout=20), staging_files(srv.data)
@@ -161,7 +177,7 @@ def test_streamed_patch_disconnect(srv: ServerProcess, c: httpx.Client, how: str
         for i in range(0, SENT, 256 * 1024):
             conn.send_chunk(chunk[i:i + 256 * 1024])
         # no terminating zero-length chunk: the body is incomplete
-    time.sleep(0.3)
+    _reached(srv, upload_id, FIRST, SENT)
     _hang_up(conn, how)
     _check_nothing_committed(srv, c, repo, upload_id, len(first), sha256(first + chunk))
     _retry_and_finish(srv, c, repo, upload_id, first, chunk)
@@ -179,7 +195,7 @@ def test_chunked_patch_disconnect(srv: ServerProcess, c: httpx.Client, how: str,
         "Authorization": basic_value(srv.user, srv.password), "Content-Type": "application/octet-stream",
         "Content-Range": f"{FIRST}-{FIRST + CHUNK - 1}", "Content-Length": str(CHUNK)})
     conn.send(chunk[:sent])
-    time.sleep(0.3)
+    _reached(srv, upload_id, FIRST, sent)
     _hang_up(conn, how)
     _check_nothing_committed(srv, c, repo, upload_id, FIRST, sha256(first + chunk))
     _retry_and_finish(srv, c, repo, upload_id, first, chunk)
@@ -198,7 +214,7 @@ def test_closing_put_disconnect(srv: ServerProcess, c: httpx.Client, how: str) -
         "Authorization": basic_value(srv.user, srv.password), "Content-Type": "application/octet-stream",
         "Content-Length": str(CHUNK)})
     conn.send(last[:SENT])
-    time.sleep(0.3)
+    _reached(srv, upload_id, FIRST, SENT)
     _hang_up(conn, how)
     _check_nothing_committed(srv, c, repo, upload_id, FIRST, digest)
     r = finish(c, repo, upload_id, digest, last)
@@ -219,7 +235,7 @@ def test_many_disconnects_then_resume(srv: ServerProcess, c: httpx.Client) -> No
             "Authorization": basic_value(srv.user, srv.password), "Content-Type": "application/octet-stream",
             "Content-Range": f"{FIRST}-{FIRST + len(chunk) - 1}", "Content-Length": str(len(chunk))})
         conn.send(chunk[:sent])
-        time.sleep(0.1)
+        _reached(srv, upload_id, FIRST, sent)
         _hang_up(conn, "fin" if i % 2 else "rst")
         _check_nothing_committed(srv, c, repo, upload_id, FIRST, sha256(first + chunk))
     _retry_and_finish(srv, c, repo, upload_id, first, chunk)
