@@ -150,6 +150,15 @@ def _run_server(settings: Settings) -> None:
     Granian(target, factory=True, workers=server.workers, loop=Loops.uvloop, workers_kill_timeout=30, **options).serve()
 
 
+class _EmbeddedNotice(logging.Filter):
+    """granian 2.x logs "Embedded server is experimental!" whenever it runs in-process. Dockyard
+    chose that mode by measurement and tests it (tests/e2e/test_serve.py), so the notice would
+    only alarm operators; the filter matches that message alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Embedded server is experimental!"
+
+
 def _serve_embedded(target: str, options: dict[str, Any]) -> None:
     """One worker: run granian inside this process (no supervisor process doubling the memory)."""
     import asyncio
@@ -160,10 +169,11 @@ def _serve_embedded(target: str, options: dict[str, Any]) -> None:
 
     from dockyard.app import app_from_environment
 
-    logging.getLogger("_granian").setLevel(logging.ERROR)  # "Embedded server is experimental!"
-
     async def main() -> None:
         srv = Server(app_from_environment, factory=True, **options)
+        # Server() configures granian's logging; drop its one start-up notice about this mode
+        # (see the README's "Choosing the HTTP stack"), keep every other granian warning.
+        logging.getLogger("_granian").addFilter(_EmbeddedNotice())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, srv.stop)
