@@ -51,6 +51,10 @@ def token(c: TestClient, user: str, password: str, scopes: list[str] | None = No
     return str(r.json()["token"])
 
 
+def management_token(c: TestClient, user: str, password: str) -> str:
+    return token(c, user, password, ["management"])
+
+
 def audit_actions(c: TestClient, headers: dict[str, str] | None = None, **params: Any) -> list[tuple[str, str]]:
     r = c.get(f"{API}/audit", params=params, headers=headers or {})
     assert r.status_code == 200, r.text
@@ -292,6 +296,28 @@ def test_repositories_visibility_and_deletion(app_client: TestClient, services: 
     assert ("repository.delete", "team/app") in audit_actions(c, action="repository.")
 
 
+def test_only_owners_make_a_repository_public(app_client: TestClient) -> None:
+    c = app_client
+    alice, dev = make_user(c, "alice"), make_user(c, "dev")
+    make_ns(c, "team", alice)
+    c.put(f"{API}/namespaces/team/members/dev", json={"role": "developer"}, headers=alice)
+    assert c.post(f"{API}/repositories", json={"name": "team/app", "visibility": "private"}, headers=alice).status_code == 201
+    # the owner keeps it private: a developer may change it, but not open it up
+    err(c.patch(f"{API}/repositories/team/app", json={"visibility": "public"}, headers=dev), 403, "forbidden")
+    err(c.post(f"{API}/repositories", json={"name": "team/new", "visibility": "public"}, headers=dev), 403, "forbidden")
+    assert c.patch(f"{API}/repositories/team/app", json={"summary": "s"}, headers=dev).status_code == 200
+    assert c.post(f"{API}/repositories", json={"name": "team/other"}, headers=dev).status_code == 201
+    # inheriting a public namespace's visibility opens it up too
+    c.patch(f"{API}/namespaces/team", json={"public": True}, headers=alice)
+    err(c.patch(f"{API}/repositories/team/app", json={"visibility": None}, headers=dev), 403, "forbidden")
+    assert c.get(f"{API}/repositories/team/app").json()["public"] is False
+    assert c.get(f"{API}/repositories/team/new").status_code == 404
+    # owners and administrators may; and a developer may close what is open
+    assert c.patch(f"{API}/repositories/team/app", json={"visibility": "public"}, headers=alice).json()["public"] is True
+    assert c.patch(f"{API}/repositories/team/app", json={"visibility": "private"}, headers=dev).json()["public"] is False
+    assert c.patch(f"{API}/repositories/team/app", json={"visibility": None}).json()["public"] is True
+
+
 def test_deleting_a_namespace_removes_its_repositories_and_robots(app_client: TestClient) -> None:
     c = app_client
     alice = make_user(c, "alice")
@@ -338,8 +364,10 @@ def test_temporary_passwords(app_client: TestClient, services: Any) -> None:
     assert abs(lifetime - 3600) < 5
     listed = c.get(f"{API}/user/temp-passwords", headers=alice).json()["items"]
     assert [t["id"] for t in listed] == [temp["id"]] and "password" not in listed[0]
-    t = token(c, "alice", temp["password"], ["repository:team/app:pull,push"])
-    # a temporary-password token reads, never changes
+    registry_token = token(c, "alice", temp["password"], ["repository:team/app:pull,push"])
+    err(c.get(f"{API}/user", headers=bearer(registry_token)), 401, "unauthenticated")  # a registry token
+    t = management_token(c, "alice", temp["password"])
+    # a limited temporary password learns who it is, and nothing more (see test_management_tokens)
     me = c.get(f"{API}/user", headers=bearer(t)).json()
     assert me["read_only"] is True and me["temp_password_id"] == temp["id"]
     err(c.post(f"{API}/namespaces", json={"name": "evil"}, headers=bearer(t)), 403, "forbidden")
@@ -396,18 +424,19 @@ def test_robot_accounts(app_client: TestClient, services: Any) -> None:
     err(c.post(f"{API}/namespaces/team/robots", json={"name": "ci", "permissions": []}, headers=alice), 409, "conflict")
     listed = c.get(f"{API}/namespaces/team/robots", headers=alice).json()["items"]
     assert [x["username"] for x in listed] == ["robot$team+ci"] and "secret" not in listed[0]
-    t = token(c, "robot$team+ci", robot["secret"], ["repository:team/app-1:pull,push"])
-    # the robot pushes, but may only read the management API
+    token(c, "robot$team+ci", robot["secret"], ["repository:team/app-1:pull,push"])
+    t = management_token(c, "robot$team+ci", robot["secret"])
+    # the robot is for the registry: the management API tells it who it is, and nothing more
     push_image(c, "team/app-1", "v1")  # (as admin; the robot's token is checked below)
     me = c.get(f"{API}/user", headers=bearer(t)).json()
     assert me["kind"] == "robot" and me["read_only"] is True
     err(c.post(f"{API}/namespaces", json={"name": "robotns"}, headers=bearer(t)), 403, "forbidden")
     err(c.post(f"{API}/repositories", json={"name": "team/app-2"}, headers=bearer(t)), 403, "forbidden")
     err(c.delete(f"{API}/repositories/team/app-1", headers=bearer(t)), 403, "forbidden")
-    err(c.post(f"{API}/namespaces/team/robots/ci/rotate", headers=bearer(t)), 403, "forbidden")
-    assert [x["name"] for x in c.get(f"{API}/repositories", headers=bearer(t)).json()["items"]] == ["team/app-1"]
+    err(c.post(f"{API}/namespaces/team/robots/ci/rotate", json={}, headers=bearer(t)), 403, "forbidden")
+    err(c.get(f"{API}/repositories", headers=bearer(t)), 403, "forbidden")
     # rotate: the old secret stops working
-    r = c.post(f"{API}/namespaces/team/robots/ci/rotate", headers=alice)
+    r = c.post(f"{API}/namespaces/team/robots/ci/rotate", json={}, headers=alice)
     assert r.status_code == 200
     new_secret = r.json()["secret"]
     assert new_secret != robot["secret"]
@@ -458,12 +487,13 @@ def test_users_are_managed_by_administrators(app_client: TestClient, anon_client
     err(c.patch(f"{API}/users/admin", json={"disabled": True}), 409, "conflict")
     err(c.patch(f"{API}/users/ghost", json={"disabled": True}), 404, "not_found")
     err(anon_client.get(f"{API}/user"), 401, "unauthenticated")
-    assert anon_client.get(f"{API}/user").headers["www-authenticate"].startswith("Basic")
+    assert anon_client.get(f"{API}/user").headers["www-authenticate"].startswith("Bearer ")  # never Basic
     err(anon_client.get(f"{API}/namespaces", headers=bearer("not.a.token")), 401, "unauthenticated")
     anon_token = anon_client.get("/auth/token", params={"service": "dockyard"}).json()["token"]
     err(anon_client.get(f"{API}/user", headers=bearer(anon_token)), 401, "unauthenticated")
-    # a user's own token (from docker login) works
-    t = token(c, "alice", "another-password")
+    # a user's own management token works; their registry token (from docker login) does not
+    err(c.get(f"{API}/user", headers=bearer(token(c, "alice", "another-password"))), 401, "unauthenticated")
+    t = management_token(c, "alice", "another-password")
     assert c.get(f"{API}/user", headers=bearer(t)).json()["username"] == "alice"
     assert c.post(f"{API}/namespaces", json={"name": "alices"}, headers=bearer(t)).status_code == 201
 
@@ -493,7 +523,8 @@ def test_malformed_requests(app_client: TestClient) -> None:
     err(c.post(f"{API}/namespaces", json=["x"]), 422, "invalid")
     err(c.post(f"{API}/namespaces", json={"name": "ok", "owner": "mallory"}), 422, "invalid")
     err(c.post(f"{API}/namespaces", json={"name": "ok", "public": "yes please"}), 422, "invalid")
-    err(c.post(f"{API}/namespaces", content=b"x" * (1 << 21)), 422, "invalid")
+    err(c.post(f"{API}/namespaces", content=b"x" * (1 << 21), headers={"Content-Type": "application/json"}),
+        422, "invalid")
     err(c.get(f"{API}/user", headers={"Authorization": "Basic !!!"}), 401, "unauthenticated")
     err(c.get(f"{API}/user", headers={"Authorization": "Basic " + base64.b64encode(b"nocolon").decode()}),
         401, "unauthenticated")

@@ -255,3 +255,68 @@ def test_bad_tokens(anon_client: TestClient, services: Any, settings: Settings, 
         if case not in ("empty",):
             assert 'error="invalid_token"' in r.headers["www-authenticate"]
     assert snapshot(app_client, settings) == before
+
+
+# -- refresh tokens end with their credential (issue 8, item 2) -------------------------------------
+def _refresh_token(client: TestClient, user: str, password: str) -> str:
+    r = client.post("/auth/token", data={"grant_type": "password", "username": user, "password": password,
+                                         "scope": "repository:team/app:pull"})
+    assert r.status_code == 200, r.text
+    return str(r.json()["refresh_token"])
+
+
+def _refreshes(client: TestClient, refresh: str) -> bool:
+    """Whether the refresh token still mints tokens, by the POST grant and as Docker's identity token."""
+    by_post = client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh,
+                                               "scope": "repository:team/app:pull"})
+    by_get = client.get("/auth/token", params={"scope": "repository:team/app:pull"}, headers=bearer(refresh))
+    assert by_post.status_code == by_get.status_code and by_post.status_code in (200, 401), (by_post.text, by_get.text)
+    return by_post.status_code == 200
+
+
+def test_refresh_tokens_end_with_their_credential(anon_client: TestClient, app_client: TestClient, services: Any) -> None:
+    api, admin = "/api/v1", basic(*ADMIN)
+    c = anon_client
+    assert c.post(f"{api}/users", json={"username": "alice", "password": "alice-password"}, headers=admin).status_code == 201
+    alice = basic("alice", "alice-password")
+    assert c.post(f"{api}/namespaces", json={"name": "team"}, headers=alice).status_code == 201
+    # the account password changes
+    refresh = _refresh_token(c, "alice", "alice-password")
+    assert _refreshes(c, refresh)
+    assert c.patch(f"{api}/users/alice", json={"password": "alice-password-2"}, headers=admin).status_code == 200
+    assert not _refreshes(c, refresh)
+    alice = basic("alice", "alice-password-2")
+    refresh = _refresh_token(c, "alice", "alice-password-2")
+    assert _refreshes(c, refresh)
+    # the fixed registry password is set (a user's refresh tokens end with either password)
+    assert c.put(f"{api}/user/registry-password", json={"password": "registry-pw-1"}, headers=alice).status_code == 204
+    assert not _refreshes(c, refresh)
+    refresh = _refresh_token(c, "alice", "registry-pw-1")
+    assert c.put(f"{api}/user/registry-password", json={"password": "registry-pw-2"}, headers=alice).status_code == 204
+    assert not _refreshes(c, refresh)
+    # a robot's secret is rotated
+    perms = {"name": "ci", "permissions": [{"repositories": "*", "actions": ["pull"]}]}
+    robot = c.post(f"{api}/namespaces/team/robots", json=perms, headers=alice).json()
+    refresh = _refresh_token(c, robot["username"], robot["secret"])
+    assert _refreshes(c, refresh)
+    r = c.post(f"{api}/namespaces/team/robots/ci/rotate", json={}, headers=alice)
+    assert r.status_code == 200, r.text
+    assert not _refreshes(c, refresh)
+    # a robot deleted and created again under the same name is another credential
+    refresh = _refresh_token(c, robot["username"], r.json()["secret"])
+    assert c.delete(f"{api}/namespaces/team/robots/ci", headers=alice).status_code == 204
+    again = c.post(f"{api}/namespaces/team/robots", json=perms, headers=alice).json()
+    assert again["username"] == robot["username"]
+    assert not _refreshes(c, refresh)
+    assert _refreshes(c, _refresh_token(c, again["username"], again["secret"]))
+    # a temporary password is revoked
+    temp = c.post(f"{api}/user/temp-passwords", json={}, headers=alice).json()
+    refresh = _refresh_token(c, "alice", temp["password"])
+    assert _refreshes(c, refresh)
+    assert c.delete(f"{api}/user/temp-passwords/{temp['id']}", headers=alice).status_code == 204
+    assert not _refreshes(c, refresh)
+    # a refresh token from before tokens were bound to a credential (no `cred`) is refused
+    unbound = services.auth.tokens.issue_refresh("alice", "x")
+    claims_ = claims(unbound)
+    del claims_["cred"]
+    assert not _refreshes(c, jwt.encode(claims_, services.auth.tokens._key, algorithm="ES256"))

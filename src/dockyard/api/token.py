@@ -1,5 +1,6 @@
 """The token endpoint (the realm of the Bearer challenge): GET with Basic credentials, and POST
-with the OAuth2 password and refresh-token grants that containerd uses."""
+with the OAuth2 password and refresh-token grants that containerd uses. `scope=management` asks
+for a management token (for /api/v1) instead of a registry token."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ def _unauthorized(message: str) -> Response:
                   "error_description": message}, 401, {"WWW-Authenticate": 'Basic realm="dockyard"'})
 
 
+def _invalid_scope(message: str) -> Response:
+    return _json({"error": "invalid_scope", "error_description": message}, 400)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+# The scope that asks for a management token (for /api/v1) instead of a registry token.
+MANAGEMENT_SCOPE = "management"
 FORM_MAX_BYTES = 64 << 10
 
 
@@ -65,10 +76,27 @@ class TokenEndpoint:
     def _answer(self, principal: Principal | None, scopes: list[str], offline: bool) -> Response:
         token, ttl, _ = self.auth.issue(principal, parse_scopes(scopes))
         body: dict[str, object] = {"token": token, "access_token": token, "expires_in": ttl,
-                                   "issued_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+                                   "issued_at": _now()}
         if offline and principal is not None:
-            body["refresh_token"] = self.auth.tokens.issue_refresh(principal.name, principal.temp.id if principal.temp else None)
+            body["refresh_token"] = self.auth.issue_refresh(principal)
         return _json(body)
+
+    def _management(self, principal: Principal | None, scopes: list[str], by_password: bool) -> Response | None:
+        """The answer to `scope=management` (a token for /api/v1 only), or None when the request
+        is for registry scopes. Asked for alone and with a password (never a refresh token, which
+        lives for weeks), and no refresh token comes with it: management tokens stay short-lived."""
+        words = [w for value in scopes for w in value.split()]
+        if MANAGEMENT_SCOPE not in words:
+            return None
+        if len(set(words)) > 1:
+            return _invalid_scope("ask for scope=management alone, in a request of its own")
+        if not by_password:
+            return _invalid_scope("a management token is issued for credentials, not for a refresh token")
+        if principal is None:
+            return _unauthorized("a management token needs credentials")
+        token, ttl = self.auth.issue_management(principal)
+        return _json({"token": token, "access_token": token, "expires_in": ttl, "issued_at": _now(),
+                      "scope": MANAGEMENT_SCOPE})
 
     async def get(self, request: Request) -> Response:
         params = request.query_params
@@ -86,9 +114,13 @@ class TokenEndpoint:
                 return _unauthorized("invalid username or password")
         elif header.lower().startswith("bearer "):
             # A refresh token presented as a bearer credential (Docker's identity-token flow).
+            if (refused := self._management(None, params.getlist("scope"), by_password=False)) is not None:
+                return refused
             user = await run_sync(self.auth.principal_from_refresh, header[7:].strip())
             if user is None:
                 return _unauthorized("invalid or expired refresh token")
+        if (management := self._management(user, params.getlist("scope"), by_password=True)) is not None:
+            return management
         return await run_sync(self._answer, user, params.getlist("scope"), params.get("offline_token") == "true")
 
     async def post(self, request: Request) -> Response:
@@ -107,10 +139,14 @@ class TokenEndpoint:
             if user is None:
                 return _unauthorized("invalid username or password")
         elif grant == "refresh_token":
+            if (refused := self._management(None, scopes, by_password=False)) is not None:
+                return refused
             user = await run_sync(self.auth.principal_from_refresh, str(form.get("refresh_token") or ""))
             if user is None:
                 return _unauthorized("invalid or expired refresh token")
         else:
             return _json({"error": "unsupported_grant_type", "error_description": f"grant_type {grant[:40]!r} is not supported"}, 400)
+        if (management := self._management(user, scopes, by_password=True)) is not None:
+            return management
         offline = str(form.get("access_type") or "") == "offline" or grant == "password"
         return await run_sync(self._answer, user, scopes, offline)

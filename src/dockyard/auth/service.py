@@ -3,6 +3,7 @@ token issuing."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import threading
 import time
@@ -13,7 +14,7 @@ from dockyard.auth import policy
 from dockyard.auth.passwords import VerifiedCache, verify_any
 from dockyard.auth.policy import Principal
 from dockyard.auth.throttle import LoginThrottle, Throttled
-from dockyard.auth.tokens import AccessToken, InvalidToken, TokenService
+from dockyard.auth.tokens import AccessToken, Grant, InvalidToken, TokenService
 from dockyard.core.errors import TooManyRequests
 from dockyard.core.scopes import Scope
 from dockyard.meta.credentials import CredentialStore, secret_hash
@@ -220,14 +221,49 @@ class AuthService:
         extra: dict[str, str] = {}
         if principal is not None and principal.temp is not None:
             extra["tmp"] = principal.temp.id
-        if principal is not None and principal.account_login:
-            extra["amr"] = "pwd"  # issued on the account password: may use the management API
+        # No `amr` any more: a registry token is never a management credential (issue_management).
         token, ttl = self.tokens.issue(principal.name if principal else "", granted, extra)
         return token, ttl, granted
 
+    @staticmethod
+    def fingerprint(principal: Principal) -> str:
+        """What binds refresh and management tokens to their credential: a digest of its stored
+        hash, which changes whenever the credential does. A user's covers both passwords (a change
+        of either ends every refresh token of theirs), a robot's its secret (rotated, or a new robot
+        of the same name), a temporary password's its own secret."""
+        if principal.robot is not None:
+            material = "robot\0" + principal.robot.secret_hash
+        elif principal.temp is not None:
+            material = "temp\0" + principal.temp.secret_hash
+        else:
+            assert principal.user is not None
+            material = "user\0" + principal.user.password_hash + "\0" + (principal.user.registry_password_hash or "")
+        return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+    def issue_refresh(self, principal: Principal) -> str:
+        return self.tokens.issue_refresh(principal.name, self.fingerprint(principal),
+                                         principal.temp.id if principal.temp else None)
+
+    def _granted_principal(self, grant: Grant) -> Principal | None:
+        principal = self.principal_from_subject(grant.subject, grant.temp_id, grant.account_login)
+        if principal is None or not hmac.compare_digest(self.fingerprint(principal), grant.credential):
+            return None  # disabled, revoked, expired, or the credential changed since
+        return principal
+
     def principal_from_refresh(self, refresh_token: str) -> Principal | None:
         try:
-            subject, temp_id = self.tokens.verify_refresh(refresh_token)
+            grant = self.tokens.verify_refresh(refresh_token)
         except InvalidToken:
             return None
-        return self.principal_from_subject(subject, temp_id)
+        # A refresh token never stands for the account password: what it mints may not manage.
+        return self._granted_principal(Grant(grant.subject, grant.temp_id, grant.credential))
+
+    def issue_management(self, principal: Principal) -> tuple[str, int]:
+        """A short-lived token for /api/v1, asked for with `scope=management` at /auth/token."""
+        return self.tokens.issue_management(principal.name, self.fingerprint(principal),
+                                            principal.temp.id if principal.temp else None, principal.account_login)
+
+    def principal_from_management_token(self, token: str) -> Principal | None:
+        """The principal of a management token, or None when its credential is no longer valid
+        or has changed; raises InvalidToken (registry access and refresh tokens included)."""
+        return self._granted_principal(self.tokens.verify_management(token))

@@ -1,5 +1,12 @@
 """Docker registry tokens: ES256-signed JWTs with an `access` claim, as Docker Hub and
-distribution issue them, and refresh tokens for the OAuth2 refresh-token grant.
+distribution issue them, refresh tokens for the OAuth2 refresh-token grant, and management tokens
+for /api/v1.
+
+The three kinds never stand in for one another: a refresh token says `typ: refresh`, and a
+management token has its own audience (`SERVICE:management`), so neither verifies as a registry
+access token, and a registry access token (whatever its `access` claim) never verifies as a
+management token. Refresh and management tokens carry `cred`, a fingerprint of the credential
+they were issued for (see AuthService.fingerprint): once that credential changes they are refused.
 
 The signing key (EC P-256) is made on first start and kept at DATA/keys/token-signing.pem.
 Verified access tokens are cached by their exact text until they expire, so a client sending
@@ -69,6 +76,23 @@ class InvalidToken(Exception):
     pass
 
 
+# Management tokens are asked for explicitly and live at most this long: a management credential
+# should not outlive a short session, whatever auth.token_ttl_seconds says for registry tokens.
+MANAGEMENT_TTL_MAX = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a refresh or management token was issued for: the subject, the temporary password
+    (if any), the fingerprint of the credential, and (management tokens) whether it was the
+    account password."""
+
+    subject: str
+    temp_id: str | None
+    credential: str
+    account_login: bool = False
+
+
 class TokenService:
     def __init__(self, key: ec.EllipticCurvePrivateKey, issuer: str, service: str, ttl: int, refresh_ttl: int) -> None:
         self._key = key
@@ -96,18 +120,40 @@ class TokenService:
         }
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid}), self.ttl
 
-    def issue_refresh(self, subject: str, temp_id: str | None = None) -> str:
+    @property
+    def management_audience(self) -> str:
+        return f"{self.service}:management"
+
+    @property
+    def management_ttl(self) -> int:
+        return min(self.ttl, MANAGEMENT_TTL_MAX)
+
+    def issue_refresh(self, subject: str, credential: str, temp_id: str | None = None) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {"iss": self.issuer, "sub": subject, "aud": self.service, "iat": now,
-                                  "exp": now + self.refresh_ttl, "jti": secrets.token_hex(16), "typ": "refresh"}
+                                  "exp": now + self.refresh_ttl, "jti": secrets.token_hex(16), "typ": "refresh",
+                                  "cred": credential}
         if temp_id:
             claims["tmp"] = temp_id  # checked again at every refresh: revoking it ends the refreshes
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
 
-    def _decode(self, token: str) -> dict[str, Any]:
+    def issue_management(self, subject: str, credential: str, temp_id: str | None, account_login: bool) -> tuple[str, int]:
+        """A token for /api/v1 (and nothing else): its own audience, no `access` claim."""
+        now = int(time.time())
+        ttl = self.management_ttl
+        claims: dict[str, Any] = {"iss": self.issuer, "sub": subject, "aud": self.management_audience, "iat": now,
+                                  "nbf": now - 5, "exp": now + ttl, "jti": secrets.token_hex(16), "typ": "management",
+                                  "cred": credential}
+        if temp_id:
+            claims["tmp"] = temp_id
+        if account_login:
+            claims["amr"] = "pwd"
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid}), ttl
+
+    def _decode(self, token: str, audience: str | None = None) -> dict[str, Any]:
         try:
-            return jwt.decode(token, self._public, algorithms=["ES256"], audience=self.service, issuer=self.issuer,
-                              options={"require": ["exp", "iat", "sub"]}, leeway=5)
+            return jwt.decode(token, self._public, algorithms=["ES256"], audience=audience or self.service,
+                              issuer=self.issuer, options={"require": ["exp", "iat", "sub"]}, leeway=5)
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None
 
@@ -138,10 +184,26 @@ class TokenService:
             self._cache[token] = result
         return result
 
-    def verify_refresh(self, token: str) -> tuple[str, str | None]:
-        """Return the subject (and temporary password id) of a valid refresh token; raises InvalidToken."""
+    @staticmethod
+    def _grant(claims: dict[str, Any]) -> Grant:
+        tmp, cred = claims.get("tmp"), claims.get("cred")
+        if not isinstance(cred, str) or not cred:
+            # Issued before tokens were bound to their credential: nothing to check it against.
+            raise InvalidToken("the token is not bound to a credential")
+        return Grant(subject=str(claims["sub"]), temp_id=tmp if isinstance(tmp, str) else None, credential=cred,
+                     account_login=claims.get("amr") == "pwd")
+
+    def verify_refresh(self, token: str) -> Grant:
+        """What a valid refresh token was issued for; raises InvalidToken."""
         claims = self._decode(token)
         if claims.get("typ") != "refresh":
             raise InvalidToken("not a refresh token")
-        tmp = claims.get("tmp")
-        return str(claims["sub"]), tmp if isinstance(tmp, str) else None
+        return self._grant(claims)
+
+    def verify_management(self, token: str) -> Grant:
+        """What a valid management token was issued for; raises InvalidToken (a registry access or
+        refresh token has the registry's audience, so it fails here)."""
+        claims = self._decode(token, self.management_audience)
+        if claims.get("typ") != "management":
+            raise InvalidToken("not a management token")
+        return self._grant(claims)

@@ -55,6 +55,19 @@ class Actor:
         anything: only a login with the account password may (Principal.account_login)."""
         return self.principal is None or not self.principal.account_login
 
+    @property
+    def narrowed(self) -> bool:
+        """Credentials limited to some repositories or actions: a robot (its permissions) or a
+        temporary password with limits (policy.repository_actions applies them). They are for the
+        registry only: the management API tells them who they are (whoami) and nothing else,
+        since members, the audit log and credentials reach far beyond what they were limited to."""
+        principal = self.principal
+        if principal is None:
+            return False
+        temp = principal.temp
+        return principal.robot is not None or (temp is not None and (temp.repositories is not None
+                                                                     or temp.actions is not None))
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
@@ -137,9 +150,14 @@ class _ServiceBase:
         self.audit.record(actor.name, action, target, detail, actor.remote)
 
     @staticmethod
-    def _authenticated(actor: Actor) -> Principal:
+    def _authenticated(actor: Actor, narrowed_ok: bool = False) -> Principal:
+        """The caller; every use-case starts here, so narrowed credentials are refused everywhere
+        but where `narrowed_ok` (whoami) says otherwise."""
         if actor.principal is None:
             raise Unauthenticated("authentication required")
+        if actor.narrowed and not narrowed_ok:
+            raise Forbidden("robot accounts and temporary passwords limited to some repositories or actions are "
+                            "for the registry only; sign in with the account password to use this")
         return actor.principal
 
     def _writer(self, actor: Actor) -> User:

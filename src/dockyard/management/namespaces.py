@@ -13,7 +13,7 @@ from dockyard.core.access import ROLES
 from dockyard.core.names import validate_namespace
 from dockyard.management.base import MAX_LIMIT, Actor, NamespaceInfo, Page, _ServiceBase, checked, limit_of
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
-from dockyard.meta.namespaces import Member, Namespace
+from dockyard.meta.namespaces import LastOwner, Member, Namespace
 
 RESERVED_NAMESPACES = frozenset({"library"})  # one-component names live here: administrators only
 
@@ -109,9 +109,10 @@ class NamespaceUseCases(_ServiceBase):
         if self.users.get(username) is None:
             raise NotFound(f"user {username!r} not found")
         current = {m.username: m.role for m in self.namespaces.members(namespace)}
-        if current.get(username) == "owner" and role != "owner" and self.namespaces.count_owners(namespace) <= 1:
-            raise Conflict(f"{username!r} is the last owner of {namespace!r}; add another owner first")
-        self.namespaces.set_member(namespace, username, role)
+        try:  # the store checks for the last owner in the same transaction as the change
+            self.namespaces.set_member(namespace, username, role)
+        except LastOwner:
+            raise Conflict(f"{username!r} is the last owner of {namespace!r}; add another owner first") from None
         self.auth.forget_access()
         self._record(actor, "member.set", namespace, {"username": username, "role": role, "previous": current.get(username)})
         return next(m for m in self.namespaces.members(namespace) if m.username == username)
@@ -121,8 +122,9 @@ class NamespaceUseCases(_ServiceBase):
         current = {m.username: m.role for m in self.namespaces.members(namespace)}
         if username not in current:
             raise NotFound(f"{username!r} is not a member of {namespace!r}")
-        if current[username] == "owner" and self.namespaces.count_owners(namespace) <= 1:
-            raise Conflict(f"{username!r} is the last owner of {namespace!r}; add another owner first")
-        self.namespaces.remove_member(namespace, username)
+        try:
+            self.namespaces.remove_member(namespace, username)
+        except LastOwner:
+            raise Conflict(f"{username!r} is the last owner of {namespace!r}; add another owner first") from None
         self.auth.forget_access()
         self._record(actor, "member.remove", namespace, {"username": username, "role": current[username]})

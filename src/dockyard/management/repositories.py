@@ -12,7 +12,7 @@ from dockyard.core.access import namespace_of
 from dockyard.core.names import validate_name, validate_namespace
 from dockyard.management.base import MAX_LIMIT, Actor, Page, TagInfo, _ServiceBase, checked, limit_of
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
-from dockyard.meta.namespaces import Repository
+from dockyard.meta.namespaces import Namespace, Repository
 from dockyard.meta.users import User
 
 
@@ -68,14 +68,24 @@ class RepositoryUseCases(_ServiceBase):
             raise Invalid("visibility is public, private or null (inherit the namespace's)")
         return visibility
 
+    def _may_publish(self, actor: Actor, user: User, namespace: Namespace, was_public: bool, visibility: str | None) -> None:
+        """Only owners (and administrators) make a repository public: the namespace's owners
+        decide who may pull, so a developer may not open up what they keep private."""
+        becomes_public = visibility == "public" or (visibility is None and namespace.public)
+        if becomes_public and not was_public and not user.is_admin and self._role(actor, namespace.name) != "owner":
+            raise Forbidden(f"only owners of {namespace.name!r} or administrators may make a repository public")
+
     def create_repository(self, actor: Actor, name: str, summary: str | None = None, description: str | None = None,
                           visibility: str | None = None) -> Repository:
         self._writer(actor)
         checked(validate_name, name)
         self._validate_visibility(visibility)
         namespace = namespace_of(name)
-        self._namespace(namespace)
-        self._require_role(actor, namespace, ("owner", "developer"), "create repositories")
+        ns = self._namespace(namespace)
+        user = self._require_role(actor, namespace, ("owner", "developer"), "create repositories")
+        # Created as the namespace says (inherit) is the owners' choice; an explicit "public" in a
+        # private namespace is not a developer's.
+        self._may_publish(actor, user, ns, was_public=ns.public, visibility=visibility)
         if not self.namespaces.create_repository(name, summary, description, visibility):
             raise Conflict(f"repository {name!r} exists already")
         self.auth.forget_access()
@@ -90,9 +100,12 @@ class RepositoryUseCases(_ServiceBase):
         changes = {k: v for k, v in fields.items() if k in ("summary", "description", "visibility")}
         if "visibility" in changes:
             self._validate_visibility(changes["visibility"])
-        if self.queries.repository(name) is None:
+        before = self.queries.repository(name)
+        if before is None:
             raise NotFound(f"repository {name!r} not found")
-        self._require_role(actor, namespace_of(name), ("owner", "developer"), "change repositories")
+        user = self._require_role(actor, namespace_of(name), ("owner", "developer"), "change repositories")
+        if "visibility" in changes:
+            self._may_publish(actor, user, self._namespace(namespace_of(name)), before.public, changes["visibility"])
         if changes:
             self.namespaces.update_repository(name, **changes)
             if "visibility" in changes:
@@ -116,6 +129,7 @@ class RepositoryUseCases(_ServiceBase):
         self._record(actor, "repository.delete", name)
 
     def list_tags(self, actor: Actor, name: str, after: str | None, limit: int | None) -> Page[TagInfo]:
+        self._authenticated(actor)
         limit = limit_of(limit)
         self._visible_repository(actor, name)
         rows = self.queries.tags(name, after, limit + 1)

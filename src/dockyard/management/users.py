@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dockyard.auth.passwords import hash_password
+from dockyard.auth.passwords import hash_password, hash_password_like
 from dockyard.management.base import Actor, Page, WhoAmI, _ServiceBase, limit_of
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.meta.audit import AuditEvent
-from dockyard.meta.users import User
+from dockyard.meta.users import LastAdministrator, User
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?")
 
@@ -19,7 +19,7 @@ USERNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?")
 class UserUseCases(_ServiceBase):
     # -- who am I ---------------------------------------------------------------------------------
     def whoami(self, actor: Actor) -> WhoAmI:
-        principal = self._authenticated(actor)
+        principal = self._authenticated(actor, narrowed_ok=True)
         if principal.robot is not None:
             return WhoAmI(username=principal.name, kind="robot", is_admin=False, read_only=True, temp_password_id=None,
                           namespaces={principal.robot.namespace: "robot"})
@@ -65,21 +65,20 @@ class UserUseCases(_ServiceBase):
         for key in ("disabled", "is_admin"):
             if key in fields and not isinstance(fields[key], bool):
                 raise Invalid(f"{key} must be true or false")
-        loses_admin = user.is_admin and not user.disabled and (
-            fields.get("disabled") is True or fields.get("is_admin") is False)
-        if loses_admin and self.queries.active_admins() <= 1:
-            raise Conflict(f"{username!r} is the last active administrator")
         detail: dict[str, Any] = {}
+        password_hash = None
         if fields.get("password") is not None:
             self._validate_password(fields["password"])
-            self.users.set_password(username, hash_password(fields["password"]))
+            # The registry password's salt (see hash_password_like): one argon2 check for both.
+            password_hash = hash_password_like(fields["password"], user.registry_password_hash)
             detail["password"] = "changed"
-        if "disabled" in fields and fields["disabled"] != user.disabled:
-            self.users.set_disabled(username, fields["disabled"])
-            detail["disabled"] = fields["disabled"]
-        if "is_admin" in fields and fields["is_admin"] != user.is_admin:
-            self.queries.set_admin(username, fields["is_admin"])
-            detail["is_admin"] = fields["is_admin"]
+        changes = {k: fields[k] for k in ("disabled", "is_admin") if k in fields and fields[k] != getattr(user, k)}
+        detail.update(changes)
+        try:  # one transaction: the last-administrator check cannot race another change
+            if self.users.update(username, password_hash=password_hash, **changes) is None:
+                raise NotFound(f"user {username!r} not found")
+        except LastAdministrator:
+            raise Conflict(f"{username!r} is the last active administrator") from None
         if detail:
             self.auth.forget_access()
             if "password" in detail or detail.get("disabled") is True:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Connection, delete, func, or_, select, update
 
 from dockyard.core.access import DEFAULT_NAMESPACE, RepositoryFacts, is_public, namespace_of
 from dockyard.meta.db import Database, utcnow
@@ -47,6 +47,10 @@ def repository_of(row: Any, namespace_public: bool) -> Repository:
     return Repository(name=row.name, summary=row.summary, description=row.description, visibility=row.visibility,
                       public=is_public(row.visibility, namespace_public), created_at=row.created_at,
                       last_push_at=row.last_push_at)
+
+
+class LastOwner(Exception):
+    """A change of members that would leave a namespace without an owner."""
 
 
 class NamespaceStore:
@@ -98,24 +102,48 @@ class NamespaceStore:
         return repos
 
     # -- members --------------------------------------------------------------------------------
+    @staticmethod
+    def _keep_an_owner(conn: Connection, namespace: str, username: str) -> tuple[int, int] | None:
+        """(namespace id, user id) with the namespace locked, or None if either is missing; raises
+        LastOwner when `username` is the namespace's only owner.
+
+        Locking the namespace's row makes every change of its members one after another (a
+        per-namespace mutex on PostgreSQL; SQLite has a single writer), so the owners counted
+        here are still the owners when the caller's change lands: two owners demoting each other
+        at the same moment cannot both succeed."""
+        ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace).with_for_update(key_share=True)).scalar()
+        user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+        if ns_id is None or user_id is None:
+            return None
+        owners = set(conn.execute(select(namespace_members.c.user_id).where(
+            namespace_members.c.namespace_id == ns_id, namespace_members.c.role == "owner")).scalars())
+        if owners == {user_id}:
+            raise LastOwner(f"{username!r} is the last owner of {namespace!r}")
+        return ns_id, user_id
+
     def set_member(self, namespace: str, username: str, role: str) -> bool:
+        """Add a member or change their role; raises LastOwner when that demotes the last owner."""
         with self.db.write() as conn:
-            ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
-            user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
-            if ns_id is None or user_id is None:
+            if role == "owner":
+                ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
+                user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+                ids = (ns_id, user_id) if ns_id is not None and user_id is not None else None
+            else:
+                ids = self._keep_an_owner(conn, namespace, username)
+            if ids is None:
                 return False
-            upsert(conn, namespace_members, {"namespace_id": ns_id, "user_id": user_id, "role": role, "created_at": utcnow()},
+            upsert(conn, namespace_members, {"namespace_id": ids[0], "user_id": ids[1], "role": role, "created_at": utcnow()},
                    ["namespace_id", "user_id"], ["role"])
             return True
 
     def remove_member(self, namespace: str, username: str) -> bool:
+        """Raises LastOwner when `username` is the last owner."""
         with self.db.write() as conn:
-            ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
-            user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
-            if ns_id is None or user_id is None:
+            ids = self._keep_an_owner(conn, namespace, username)
+            if ids is None:
                 return False
             return conn.execute(delete(namespace_members).where(
-                namespace_members.c.namespace_id == ns_id, namespace_members.c.user_id == user_id)).rowcount > 0
+                namespace_members.c.namespace_id == ids[0], namespace_members.c.user_id == ids[1])).rowcount > 0
 
     def members(self, namespace: str) -> list[Member]:
         q = (select(users.c.username, namespace_members.c.role, namespace_members.c.created_at)

@@ -30,6 +30,12 @@ from dockyard.management.service import Actor, ManagementService
 
 STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422, "unauthenticated": 401}
 BODY_MAX_BYTES = 1 << 20
+CHALLENGE = 'Bearer realm="dockyard", scope="management"'
+
+
+def _is_json(content_type: str) -> bool:
+    """application/json, with or without parameters (charset)."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 class TooManyAttempts(Exception):
@@ -89,15 +95,18 @@ class ManagementAPI:
                 raise Unauthenticated("invalid username or password")
             return principal
         if scheme == "bearer":
+            # Only a management token: a registry token (from `docker login`, a CI log, a proxy) is
+            # refused whatever it grants, so leaking one never hands over the account.
             try:
-                token = self.auth.tokens.verify(value.strip())
+                principal = self.auth.principal_from_management_token(value.strip())
             except InvalidToken:
-                raise Unauthenticated("invalid or expired token") from None
-            principal = self.auth.principal_from_subject(token.subject, token.temp_id, token.account_login)
+                raise Unauthenticated("invalid or expired token: this API takes a management token "
+                                      "(/auth/token with scope=management), not a registry token") from None
             if principal is None:
                 raise Unauthenticated("the credentials this token was issued for are no longer valid")
             return principal
-        raise Unauthenticated("authentication required: Basic (account password) or Bearer (a token from /auth/token)")
+        raise Unauthenticated("authentication required: Basic (account password) or Bearer (a token asked for at "
+                              "/auth/token with scope=management)")
 
     # -- request handling ---------------------------------------------------------------------------
     def _run(self, e: Endpoint, header: str, remote: str | None, path: dict[str, str], body: bytes,
@@ -107,24 +116,37 @@ class ManagementAPI:
         try:
             if e.query is not None:
                 call.query = e.query.model_validate(query)
-            if e.body is not None:
+            if e.body is not None or body.strip():
                 try:
                     data = json.loads(body) if body.strip() else {}
                 except (ValueError, UnicodeDecodeError):
                     raise InvalidInput("the body is not valid JSON") from None
                 if not isinstance(data, dict):
                     raise InvalidInput("the body must be a JSON object")
-                call.body = e.body.model_validate(data)
-                call.fields = call.body.model_dump(exclude_unset=True)
+                if e.body is None:
+                    if data:
+                        raise InvalidInput("this request takes no body (or {})")
+                else:
+                    call.body = e.body.model_validate(data)
+                    call.fields = call.body.model_dump(exclude_unset=True)
         except ValidationError as exc:
             raise InvalidInput(_validation_message(exc)) from None
         return e.handler(call)
 
     def _route(self, e: Endpoint) -> Route:
+        takes_json = e.body is not None or e.method == "POST"
+
         async def endpoint(request: Request) -> Response:
             remote = client_address(request)
             body = b""
-            if e.body is not None:
+            # A web page can make a browser POST text/plain or a form anywhere without asking
+            # (CORS preflights only other types): requiring application/json for every request
+            # that changes something keeps other sites from driving this API with a user's
+            # browser, even one that holds credentials for it.
+            if takes_json and not _is_json(request.headers.get("content-type", "")):
+                return _error(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json"
+                              + ("" if e.body is not None else " (an empty body or {})"))
+            if takes_json:
                 chunks = bytearray()
                 async for chunk in request.stream():
                     chunks += chunk
@@ -138,7 +160,9 @@ class ManagementAPI:
             except TooManyAttempts as exc:
                 return _error(429, "too_many_requests", str(exc), {"Retry-After": str(exc.retry_after)})
             except Unauthenticated as exc:
-                return _error(401, exc.code, exc.message, {"WWW-Authenticate": 'Basic realm="dockyard", charset="UTF-8"'})
+                # A Bearer challenge: a Basic one makes browsers ask for and then cache the password,
+                # and send it along with other sites' requests to this API.
+                return _error(401, exc.code, exc.message, {"WWW-Authenticate": CHALLENGE})
             except ManagementError as exc:
                 return _error(STATUS.get(exc.code, 400), exc.code, exc.message)
             except InvalidInput as exc:
