@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -192,6 +193,19 @@ manifests = Table(
     Column("platform", String(128), nullable=True),  # os/architecture[/variant]
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
+)
+
+# The bytes of manifests (one row per digest, shared by every repository holding it). Manifests
+# live in the database rather than as files in the blob store: they are small (at most
+# limits.manifest_max_bytes), read by digest, and written in the push's own transaction, so a
+# push needs no file, no fsync and no rename, and a manifest is never recorded without its bytes.
+# Rows go with their blob row (garbage collection). Manifests pushed before migration 0005 have
+# no row here; their bytes are the blob store's file, as before.
+manifest_contents = Table(
+    "manifest_contents",
+    metadata,
+    Column("digest", DIGEST, ForeignKey("blobs.digest", ondelete="CASCADE"), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
 )
 
 # What a manifest references: blobs (config, layers; and its own bytes, kind 'self') and child
