@@ -12,12 +12,17 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dockyard.app import Services, build_services
 from dockyard.auth.passwords import hash_password
 from dockyard.config import load_settings
 from tests.conftest import ServerProcess
+from tests.e2e.clients import ClientEnv as Clients  # noqa: F401  (the browser tests' client state)
+from tests.e2e.clients import client_env as private_clients  # noqa: F401
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # what e2e tests keep for a human to look at
 
 
 @contextlib.contextmanager

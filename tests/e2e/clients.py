@@ -188,6 +188,11 @@ class ClientEnv:
                 f"{' '.join(args)} -> {proc.returncode}\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
         return proc
 
+    def sh(self, script: str, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+        """`bash -c SCRIPT _ ARGS...` in this environment (arguments as $1, $2, ...); not checked."""
+        return subprocess.run(["bash", "-c", script, "_", *args], capture_output=True, text=True, timeout=timeout,
+                              env=self.env(), stdin=subprocess.DEVNULL)
+
     def fails(self, *args: str, timeout: float = TIMEOUT) -> str:
         """Runs a command that must fail; returns its stderr, lower-cased."""
         proc = self.run(*args, timeout=timeout, check=False)
