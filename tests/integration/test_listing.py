@@ -111,6 +111,28 @@ def test_bad_page_size(app_client: TestClient, n: str) -> None:
     assert_error(app_client.get("/v2/_catalog", params={"n": n}), 400, "PAGINATION_NUMBER_INVALID")
 
 
+@pytest.mark.parametrize("last", ["-bad", ".x", "a" * 129, "has space", "é", "a/b"])
+def test_bad_last_tag(app_client: TestClient, last: str) -> None:
+    """A `last` no tag could be named is TAG_INVALID (distribution's code for a bad tag)."""
+    push_image(app_client, "pages", "v1")
+    assert_error(app_client.get("/v2/pages/tags/list", params={"last": last}), 400, "TAG_INVALID")
+    assert_error(app_client.get("/v2/pages/tags/list", params={"n": "1", "last": last}), 400, "TAG_INVALID")
+
+
+@pytest.mark.parametrize("last", ["UPPER", "-bad", "a//b", "a/", "has space", "é", "a" * 256])
+def test_bad_last_repository(app_client: TestClient, last: str) -> None:
+    """A `last` no repository could be named is NAME_INVALID, from the spec's table."""
+    push_image(app_client, "pages", "v1")
+    assert_error(app_client.get("/v2/_catalog", params={"last": last}), 400, "NAME_INVALID")
+
+
+def test_good_last_that_names_nothing(app_client: TestClient) -> None:
+    push_image(app_client, "pages", "v1")
+    push_image(app_client, "pages", "v3")
+    assert app_client.get("/v2/pages/tags/list", params={"last": "v2"}).json()["tags"] == ["v3"]
+    assert app_client.get("/v2/_catalog", params={"last": "a/b"}).json()["repositories"] == ["pages"]
+
+
 def test_huge_page_size_is_capped(app_client: TestClient) -> None:
     push_image(app_client, "pages", "v1")
     r = app_client.get("/v2/pages/tags/list", params={"n": "9" * 40})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -12,16 +13,23 @@ from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import Caller
-from dockyard.core.errors import PaginationNumberInvalid, Unauthorized
+from dockyard.core.errors import NameInvalid, PaginationNumberInvalid, RegistryError, TagInvalid, Unauthorized
 from dockyard.core.manifest import OCI_INDEX
+from dockyard.core.names import is_valid_tag, validate_name
 from dockyard.api.distribution.access import AccessError
 
 CATALOG_DEFAULT_PAGE = 1000
 
 
-def _page_params(request: Request, limit: int) -> tuple[int | None, str | None]:
+def _page_params(request: Request, limit: int, valid_last: Callable[[str], bool], last_error: type[RegistryError],
+                 ) -> tuple[int | None, str | None]:
+    """`n` and `last`. A bad `n` is distribution's PAGINATION_NUMBER_INVALID (the OCI table has no
+    code for it); a `last` that no entry could be named is `last_error` (NAME_INVALID for the
+    catalog, TAG_INVALID for tags): the spec's codes, so clients can act on them."""
     n_text = request.query_params.get("n")
     last = request.query_params.get("last") or None
+    if last is not None and not valid_last(last):
+        raise last_error(f"invalid last={last[:140]!r}: not a name this list could hold", {"last": last[:300]})
     if n_text is None or n_text == "":
         return None, last
     # ASCII digits only: int() also takes "1_000", " 5", "+5" and non-ASCII digits.
@@ -29,6 +37,14 @@ def _page_params(request: Request, limit: int) -> tuple[int | None, str | None]:
     if n < 0:
         raise PaginationNumberInvalid(f"invalid page size n={n_text[:20]!r}: expected a non-negative integer")
     return min(n, limit), last
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        validate_name(name)
+    except NameInvalid:
+        return False
+    return True
 
 
 def _json(data: object, headers: dict[str, str] | None = None) -> Response:
@@ -47,7 +63,7 @@ async def base(ctx: RegistryContext, request: Request, caller: Caller, _name: st
 
 async def tags_list(ctx: RegistryContext, request: Request, caller: Caller, name: str, _: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("pull",))
-    n, last = _page_params(request, ctx.settings.limits.page_size_max)
+    n, last = _page_params(request, ctx.settings.limits.page_size_max, is_valid_tag, TagInvalid)
     fetch = None if n is None else n + 1
     found = await run_sync(ctx.manifests.tags, name, last, fetch)
     headers: dict[str, str] = {}
@@ -60,7 +76,7 @@ async def tags_list(ctx: RegistryContext, request: Request, caller: Caller, name
 
 async def catalog(ctx: RegistryContext, request: Request, caller: Caller, _name: str, _ref: str) -> Response:
     ctx.gate.require(request, caller, "registry", "catalog", ("*",))
-    n, last = _page_params(request, ctx.settings.limits.page_size_max)
+    n, last = _page_params(request, ctx.settings.limits.page_size_max, _valid_name, NameInvalid)
     n = CATALOG_DEFAULT_PAGE if n is None else n
     found = await run_sync(_visible_page, ctx, caller, last, n + 1)
     headers: dict[str, str] = {}

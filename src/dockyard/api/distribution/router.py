@@ -51,6 +51,20 @@ def _plain_error(status: int, code: str, message: str, headers: dict[str, str] |
                     headers={**API_VERSION, **(headers or {})})
 
 
+# A /v2 path that no route matches names no blob, upload, manifest or repository the registry
+# could hold: it is answered with the spec's code for what it points at, which clients act on.
+_UNKNOWN: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"/blobs/uploads(?:/|$)"), "BLOB_UPLOAD_UNKNOWN"),
+    (re.compile(r"/blobs(?:/|$)"), "BLOB_UNKNOWN"),
+    (re.compile(r"/manifests(?:/|$)"), "MANIFEST_UNKNOWN"),
+]
+
+
+def _no_route(path: str) -> Response:
+    code = next((code for pattern, code in _UNKNOWN if pattern.search(path)), "NAME_UNKNOWN")
+    return _plain_error(404, code, f"no such endpoint: {path[:200]}")
+
+
 def _out_of_space(exc: BaseException) -> str | None:
     """Why the storage is full, when `exc` says so: ENOSPC/EDQUOT from the file system, or the
     database's own "disk full" (SQLite SQLITE_FULL, PostgreSQL 53100) wrapped by SQLAlchemy."""
@@ -104,7 +118,7 @@ class RegistryAPI:
         path = request.scope["path"]
         found = self.match(path)
         if found is None:
-            return _plain_error(404, "NOT_FOUND", f"no such endpoint: {path[:200]}")
+            return _no_route(path)
         methods, name, ref = found
         handler = methods.get(request.method)
         if handler is None:
