@@ -53,3 +53,12 @@ def test_sql_only_in_meta() -> None:
                 if "meta" not in path.relative_to(SRC).parts[:1]
                 for name in _imports(path) if name.split(".")[0] == "sqlalchemy"]
     assert not problems, "\n".join(problems)
+
+
+def test_the_visibility_rule_is_written_once() -> None:
+    """Is a repository public? Its own setting, else its namespace's default: core.access.is_public,
+    and nowhere else."""
+    rule = ('== "public"', "== 'public'")
+    sites = [str(path.relative_to(SRC)) for path in SRC.rglob("*.py")
+             if any(text in path.read_text() for text in rule)]
+    assert sites == ["core/access.py"], sites

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.core.access import namespace_of
+from dockyard.core.access import is_public, namespace_of
 from dockyard.core.names import validate_name, validate_namespace
 from dockyard.management.base import MAX_LIMIT, Actor, Page, TagInfo, _ServiceBase, checked, limit_of
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
@@ -71,7 +71,7 @@ class RepositoryUseCases(_ServiceBase):
     def _may_publish(self, actor: Actor, user: User, namespace: Namespace, was_public: bool, visibility: str | None) -> None:
         """Only owners (and administrators) make a repository public: the namespace's owners
         decide who may pull, so a developer may not open up what they keep private."""
-        becomes_public = visibility == "public" or (visibility is None and namespace.public)
+        becomes_public = is_public(visibility, namespace.public)
         if becomes_public and not was_public and not user.is_admin and self._role(actor, namespace.name) != "owner":
             raise Forbidden(f"only owners of {namespace.name!r} or administrators may make a repository public")
 

@@ -1,19 +1,18 @@
-"""Reads (and one write) of the management use-cases that cut across the other stores: one
-repository by name, a page of tags with their digests, the administrator flag and the count of
-active administrators, and the audit log as a non-admin sees it."""
+"""Reads of the management use-cases that cut across the other stores: one repository by name,
+a page of tags with their digests, and the audit log as a non-admin sees it."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import false, or_, select
 
 from dockyard.core.access import namespace_of
 from dockyard.meta.audit import AuditEvent
 from dockyard.meta.db import Database
 from dockyard.meta.namespaces import Repository, repository_of
-from dockyard.meta.tables import audit_events, namespaces, repositories, tags, users
+from dockyard.meta.tables import audit_events, namespaces, repositories, tags
 
 
 def _like_prefix(prefix: str) -> str:
@@ -43,15 +42,6 @@ class ManagementQueries:
             if after:
                 q = q.where(tags.c.name > after)
             return [(n, d, at) for n, d, at in conn.execute(q)]
-
-    def set_admin(self, username: str, is_admin: bool) -> bool:
-        with self.db.write() as conn:
-            return conn.execute(update(users).where(users.c.username == username).values(is_admin=is_admin)).rowcount > 0
-
-    def active_admins(self) -> int:
-        q = select(func.count()).select_from(users).where(users.c.is_admin.is_(True), users.c.disabled.is_(False))
-        with self.db.read() as conn:
-            return int(conn.execute(q).scalar_one())
 
     def audit(self, *, actor: str | None, action: str | None, target: str | None, before_id: int | None, limit: int,
               visible_to: tuple[str, set[str]] | None = None) -> list[AuditEvent]:
