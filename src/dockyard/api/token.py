@@ -16,7 +16,7 @@ from starlette.responses import Response
 from dockyard.api.credentials import basic_credentials, client_address
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import AuthService
-from dockyard.core.scopes import parse_scopes
+from dockyard.core.scopes import parse_scopes, scope_limits_error
 from dockyard.auth.policy import Principal
 from dockyard.core.errors import TooManyRequests
 
@@ -55,6 +55,12 @@ async def _urlencoded_form(request: Request) -> FormData:
         if len(body) > FORM_MAX_BYTES:
             raise ValueError("form too large")
     return FormData(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50))  # UnicodeDecodeError is a ValueError
+
+
+def _scope_limits(scopes: list[str]) -> Response | None:
+    """A 400 for too many or too long scopes, before any password check or look-up."""
+    reason = scope_limits_error(scopes)
+    return None if reason is None else _json({"error": "invalid_scope", "error_description": reason}, 400)
 
 
 def _throttled(exc: TooManyRequests) -> Response:
@@ -100,6 +106,8 @@ class TokenEndpoint:
 
     async def get(self, request: Request) -> Response:
         params = request.query_params
+        if (refused := _scope_limits(params.getlist("scope"))) is not None:
+            return refused
         user: Principal | None = None
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
@@ -130,6 +138,8 @@ class TokenEndpoint:
             return _json({"error": "invalid_request", "error_description": "expected a form body"}, 400)
         grant = str(form.get("grant_type") or "")
         scopes = [str(s) for s in form.getlist("scope")]
+        if (refused := _scope_limits(scopes)) is not None:
+            return refused
         if grant == "password":
             try:
                 user = await run_sync(self.auth.login, str(form.get("username") or ""), str(form.get("password") or ""),

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from dockyard.auth import policy
+from dockyard.auth.bounded import BoundedCache
 from dockyard.auth.passwords import VerifiedCache, verify_any
 from dockyard.auth.policy import Principal
 from dockyard.auth.throttle import LoginThrottle, Throttled
@@ -25,6 +25,8 @@ from dockyard.meta.users import User, UserStore
 TEMP_PREFIX = "dkt_"  # temporary passwords look like dkt_<id>_<secret>
 ROBOT_PREFIX = "robot$"  # robot accounts log in as robot$<namespace>+<name>
 ACCESS_CACHE_SECONDS = 5.0
+ACCESS_CACHE_ENTRIES = 50_000
+ROLES_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +61,9 @@ class AuthService:
         self.account_password_for_registry = account_password_for_registry
         self._verified = VerifiedCache()
         self.throttle = LoginThrottle()
-        self._access: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
-        self._roles: dict[str, tuple[float, dict[str, str]]] = {}
-        self._lock = threading.Lock()
+        # Bounded, evicting the least recently used: anonymous callers choose the names.
+        self._access: BoundedCache[tuple[str, str], tuple[float, frozenset[str]]] = BoundedCache(ACCESS_CACHE_ENTRIES)
+        self._roles: BoundedCache[str, tuple[float, dict[str, str]]] = BoundedCache(ROLES_CACHE_ENTRIES)
 
     # -- who ------------------------------------------------------------------------------------
     def login(self, username: str, password: str, remote: str | None, account_only: bool = False) -> Principal | None:
@@ -183,11 +185,8 @@ class AuthService:
             if principal is not None and principal.user is not None and not principal.user.is_admin:
                 role = self._roles_of(principal.user.username, now).get(facts.namespace)
             actions = frozenset(policy.repository_actions(principal, role, facts))
-            with self._lock:
-                if len(self._access) > 50000:
-                    self._access.clear()
-                self._access[key] = (now + ACCESS_CACHE_SECONDS, actions)
-            hit = self._access[key]
+            hit = (now + ACCESS_CACHE_SECONDS, actions)
+            self._access.put(key, hit)
         return policy.grant_actions(scope, hit[1])
 
     def _roles_of(self, username: str, now: float) -> dict[str, str]:
@@ -195,17 +194,13 @@ class AuthService:
         hit = self._roles.get(username)
         if hit is None or hit[0] < now:
             hit = (now + ACCESS_CACHE_SECONDS, self.namespaces.roles_of(username))
-            with self._lock:
-                if len(self._roles) > 10000:
-                    self._roles.clear()
-                self._roles[username] = hit
+            self._roles.put(username, hit)
         return hit[1]
 
     def forget_access(self) -> None:
         """Drop cached decisions (after a change of roles, visibility or credentials)."""
-        with self._lock:
-            self._access.clear()
-            self._roles.clear()
+        self._access.clear()
+        self._roles.clear()
 
     def visible(self, principal: Principal | None, names: list[str]) -> list[str]:
         """The repositories of `names` the principal may pull (the catalog's filter)."""

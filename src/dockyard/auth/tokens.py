@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dockyard.auth.bounded import BoundedCache
 from dockyard.core.scopes import Scope
 
 
@@ -72,6 +72,9 @@ class AccessToken:
         return (type_, name, action) in self.access or (type_, name, "*") in self.access
 
 
+VERIFIED_TOKENS_MAX = 10_000  # ~3 MiB of verified tokens, enough for every client of a busy registry
+
+
 class InvalidToken(Exception):
     pass
 
@@ -102,8 +105,9 @@ class TokenService:
         self.service = service
         self.ttl = ttl
         self.refresh_ttl = refresh_ttl
-        self._cache: dict[str, AccessToken] = {}
-        self._lock = threading.Lock()
+        # Keyed by the token's sha256 (32 bytes, not the token's ~700), bounded: every anonymous
+        # caller can mint tokens, so a stream of new ones must cost constant memory.
+        self._cache: BoundedCache[bytes, AccessToken] = BoundedCache(VERIFIED_TOKENS_MAX)
 
     def issue(self, subject: str, access: list[Scope], extra: dict[str, Any] | None = None) -> tuple[str, int]:
         now = int(time.time())
@@ -159,13 +163,12 @@ class TokenService:
 
     def verify(self, token: str) -> AccessToken:
         """Verify an access token; raises InvalidToken (bad signature, expired, wrong audience…)."""
-        cached = self._cache.get(token)
-        now = time.time()
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(key)
         if cached is not None:
-            if cached.expires_at > now:
+            if cached.expires_at > time.time():
                 return cached
-            with self._lock:
-                self._cache.pop(token, None)
+            self._cache.pop(key)
             raise InvalidToken("token expired")
         claims = self._decode(token)
         if claims.get("typ") == "refresh":
@@ -178,10 +181,7 @@ class TokenService:
         tmp = claims.get("tmp")
         result = AccessToken(subject=str(claims["sub"]), access=frozenset(access), expires_at=float(claims["exp"]),
                              temp_id=tmp if isinstance(tmp, str) else None, account_login=claims.get("amr") == "pwd")
-        with self._lock:
-            if len(self._cache) > 50000:
-                self._cache = {t: a for t, a in self._cache.items() if a.expires_at > now}
-            self._cache[token] = result
+        self._cache.put(key, result)
         return result
 
     @staticmethod

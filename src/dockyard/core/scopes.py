@@ -37,11 +37,33 @@ def parse_scope(text: str) -> Scope | None:
     return Scope(type_, name, acts)
 
 
+# Real clients ask for a handful of scopes (a push that mounts from other repositories, a few
+# more): the limits keep an anonymous request from costing thousands of look-ups.
+MAX_SCOPES = 100
+MAX_SCOPE_LENGTH = 512  # type, a repository name (at most 255 in practice), actions
+
+
+def scope_limits_error(values: list[str]) -> str | None:
+    """Why the `scope` parameters of a token request are refused (too many, or one too long), or None."""
+    count = 0
+    for value in values:
+        for part in value.split():
+            count += 1
+            if len(part) > MAX_SCOPE_LENGTH:
+                return f"a scope is longer than {MAX_SCOPE_LENGTH} characters"
+            if count > MAX_SCOPES:
+                return f"more than {MAX_SCOPES} scopes in one request"
+    return None
+
+
 def parse_scopes(values: list[str]) -> list[Scope]:
-    """Parse the `scope` parameters of a token request (each may hold several, space-separated)."""
+    """Parse the `scope` parameters of a token request (each may hold several, space-separated;
+    at most MAX_SCOPES are read: check scope_limits_error first to refuse more)."""
     out: list[Scope] = []
     for value in values:
         for part in value.split():
+            if len(out) >= MAX_SCOPES:
+                return out
             scope = parse_scope(part)
             if scope is not None:
                 out.append(scope)

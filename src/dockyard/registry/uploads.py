@@ -10,6 +10,7 @@ process, a restart, or a sha512 digest) the staging file is hashed again at comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import hashlib
 import os
@@ -66,6 +67,15 @@ def _hash_file(path: str, algorithm: str) -> str:
     return h.hexdigest()
 
 
+def _well_formed(upload_id: str) -> bool:
+    return upload_id.isalnum() and len(upload_id) <= 32  # ids are uuid4().hex
+
+
+def _unknown(upload_id: str, repository: str | None = None) -> BlobUploadUnknown:
+    where = f" in {repository}" if repository else ""
+    return BlobUploadUnknown(f"upload {upload_id[:40]!r} is unknown{where}", {"uuid": upload_id[:40]})
+
+
 class UploadService:
     def __init__(self, uploads: UploadStore, content: ContentStore, staging: StagingArea, blobs: BlobStore, fsync: bool) -> None:
         self.uploads = uploads
@@ -75,7 +85,8 @@ class UploadService:
         self.fsync = fsync
         # upload id -> (offset the hash covers, sha256 state); per process, best effort.
         self._hashers: dict[str, tuple[int, Any]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # upload id -> (lock, requests holding or awaiting it); an entry lives only while in use.
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     # -- sessions ---------------------------------------------------------------------------------
     def start(self, repository: str) -> UploadSession:
@@ -88,9 +99,9 @@ class UploadService:
             raise
 
     def get(self, repository: str, upload_id: str) -> UploadSession:
-        session = self.uploads.get(upload_id) if upload_id.isalnum() and len(upload_id) <= 32 else None
+        session = self.uploads.get(upload_id) if _well_formed(upload_id) else None
         if session is None or session.repository != repository:
-            raise BlobUploadUnknown(f"upload {upload_id[:40]!r} is unknown in {repository}", {"uuid": upload_id[:40]})
+            raise _unknown(upload_id, repository)
         return session
 
     def cancel(self, repository: str, upload_id: str) -> None:
@@ -107,11 +118,25 @@ class UploadService:
             # the purge removes it otherwise. The cancel has happened, as far as a client can tell.
             log.warning("upload %s cancelled; its session row is left for the purge", upload_id, exc_info=True)
 
-    def _lock(self, upload_id: str) -> asyncio.Lock:
-        lock = self._locks.get(upload_id)
-        if lock is None:
-            lock = self._locks[upload_id] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _lock(self, upload_id: str) -> AsyncIterator[None]:
+        """One request at a time per session. Anyone may send any upload id, so a lock exists only
+        for a well-formed id and only while a request holds or awaits it: unknown ids leave nothing
+        behind. (All on the event loop's thread: no lock needed around the dict.)"""
+        if not _well_formed(upload_id):
+            raise _unknown(upload_id)
+        entry = self._locks.get(upload_id)
+        if entry is None:
+            entry = self._locks[upload_id] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0] and self._locks.get(upload_id) is entry:
+                del self._locks[upload_id]
 
     # -- appending --------------------------------------------------------------------------------
     async def append(
@@ -205,9 +230,9 @@ class UploadService:
         self._forget(upload_id)
 
     def _forget(self, upload_id: str) -> None:
-        """Drop the in-memory state of a session that has ended (hash state, lock)."""
+        """Drop the in-memory state of a session that has ended (its hash state; its lock goes
+        when the last request using it is done)."""
         self._hashers.pop(upload_id, None)
-        self._locks.pop(upload_id, None)
 
     def _commit(self, repository: str, upload_id: str, digest: str, size: int, session: bool = True) -> None:
         # Crash safety: the bytes are synced first; the rename into the store happens inside the

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -46,6 +46,7 @@ FLASH_COOKIE = "dockyard_flash"
 LOGIN_CSRF_COOKIE = "dockyard_login_csrf"
 PREFIX = "/console"
 FORM_MAX_BYTES = 64 * 1024
+FORM_MAX_FIELDS = 200
 STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422, "unauthenticated": 401}
 
 
@@ -151,10 +152,12 @@ class Console:
             started = time.perf_counter()
             form: dict[str, str] = {}
             if request.method == "POST":
-                if int(request.headers.get("content-length") or 0) > FORM_MAX_BYTES:
+                try:
+                    form = await _read_form(request)
+                except _FormTooLarge:
                     return HTMLResponse("Form too large", 413)
-                async with request.form(max_files=0, max_fields=200) as data:
-                    form = {k: v for k, v in data.items() if isinstance(v, str)}
+                except ValueError:
+                    return HTMLResponse("Malformed form", 400)
             response = await run_sync(self._handle, view, request, form, public)
             response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
             response.headers.setdefault("Cache-Control", "no-store")
@@ -229,6 +232,28 @@ class Console:
         given = ctx.form.get("csrf") or request.headers.get("x-csrf-token", "")
         if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
             raise Forbidden403(ctx._("The form has expired or did not come from this console. Reload the page and try again."))
+
+
+class _FormTooLarge(Exception):
+    pass
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    """The fields of a POSTed form (application/x-www-form-urlencoded: the console's forms and
+    htmx send nothing else; any other body counts as no fields). The size limit is enforced while
+    reading, not only on Content-Length: a chunked body says no length, and is read before the
+    login or the CSRF check can refuse it. Raises _FormTooLarge, or ValueError when malformed."""
+    if int(request.headers.get("content-length") or 0) > FORM_MAX_BYTES:
+        raise _FormTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_MAX_BYTES:
+            raise _FormTooLarge
+    if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        return {}
+    # UnicodeDecodeError is a ValueError, as is going over max_num_fields.
+    return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS))
 
 
 def _has_nul(request: Request, form: dict[str, str]) -> bool:
