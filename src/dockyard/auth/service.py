@@ -13,7 +13,7 @@ from dockyard.auth import policy
 from dockyard.auth.bounded import BoundedCache
 from dockyard.auth.passwords import VerifiedCache, verify_any
 from dockyard.auth.policy import Principal
-from dockyard.auth.throttle import LoginThrottle, Throttled
+from dockyard.auth.throttle import Attempt, LoginThrottle, Throttled
 from dockyard.auth.tokens import AccessToken, Grant, InvalidToken, TokenService
 from dockyard.core.errors import TooManyRequests
 from dockyard.core.scopes import Scope
@@ -69,22 +69,31 @@ class AuthService:
     def login(self, username: str, password: str, remote: str | None, account_only: bool = False) -> Principal | None:
         """check_password (or, with `account_only`, the account password alone: the management
         API) behind the throttle: raises TooManyRequests after repeated failures."""
-        try:
+        attempt: Attempt | None = None
+
+        def reserve() -> None:  # right before the argon2 computation, and only then (see throttle.begin)
+            nonlocal attempt
             attempt = self.throttle.begin(username, remote)
+
+        outcome: bool | None = None
+        try:
+            self.throttle.check(username, remote)
+            check = self.check_account_password if account_only else self.check_password
+            principal = check(username, password, reserve)
+            outcome = principal is not None
         except Throttled as exc:
             wait = exc.retry_after
             raise TooManyRequests(f"too many failed logins for {username[:64]}; try again in {wait} s", {"retry_after": wait}) from None
-        outcome: bool | None = None
-        try:
-            principal = self.check_account_password(username, password) if account_only else self.check_password(username, password)
-            outcome = principal is not None
         finally:
-            self.throttle.end(attempt, outcome)
+            if attempt is not None:
+                self.throttle.end(attempt, outcome)
+            elif outcome is not None:
+                self.throttle.record(username, remote, outcome)
         return principal
 
-    def check_password(self, username: str, password: str) -> Principal | None:
+    def check_password(self, username: str, password: str, before_hashing: Callable[[], None] | None = None) -> Principal | None:
         """The principal these `docker login` credentials stand for, or None (constant time for
-        unknown users and wrong passwords)."""
+        unknown users and wrong passwords). `before_hashing` runs before an argon2 computation."""
         if username.startswith(ROBOT_PREFIX):
             return self._robot_login(username, password)
         user = self.users.get(username)
@@ -96,20 +105,24 @@ class AuthService:
             candidates.append((user.registry_password_hash, False))
         if user is not None and self.account_password_for_registry:
             candidates.append((user.password_hash, True))
-        return self._match(user, password, candidates)
+        return self._match(user, password, candidates, before_hashing)
 
-    def check_account_password(self, username: str, password: str) -> Principal | None:
+    def check_account_password(self, username: str, password: str,
+                               before_hashing: Callable[[], None] | None = None) -> Principal | None:
         """The console/API login: the account password only."""
         user = self.users.get(username)
-        return self._match(user, password, [(user.password_hash, True)] if user is not None else [])
+        return self._match(user, password, [(user.password_hash, True)] if user is not None else [], before_hashing)
 
-    def _match(self, user: User | None, password: str, candidates: list[tuple[str, bool]]) -> Principal | None:
+    def _match(self, user: User | None, password: str, candidates: list[tuple[str, bool]],
+               before_hashing: Callable[[], None] | None) -> Principal | None:
         """The user as a principal if `password` matches one of the stored hashes (hash, is the
         account password); successful argon2 checks are remembered for a minute."""
-        if user is not None:
-            for stored, is_account in candidates:
-                if self._verified.check(user.username, stored, password):
-                    return None if user.disabled else Principal(user=user, account_login=is_account)
+        if (remembered := self._remembered(user, password, candidates)) is not None:
+            return remembered
+        if before_hashing is not None:
+            before_hashing()  # may wait for a parallel request with the same password: look again
+            if (remembered := self._remembered(user, password, candidates)) is not None:
+                return remembered
         # One argon2 computation whatever the candidates (a user's hashes share a salt, no
         # candidate costs a dummy one): how long a wrong password takes says nothing of the user.
         found = verify_any([stored for stored, _ in candidates], password)
@@ -118,6 +131,13 @@ class AuthService:
         stored, is_account = candidates[found]
         self._verified.remember(user.username, stored, password)
         return None if user.disabled else Principal(user=user, account_login=is_account)
+
+    def _remembered(self, user: User | None, password: str, candidates: list[tuple[str, bool]]) -> Principal | None:
+        if user is not None and not user.disabled:
+            for stored, is_account in candidates:
+                if self._verified.check(user.username, stored, password):
+                    return Principal(user=user, account_login=is_account)
+        return None
 
     def _robot_login(self, username: str, secret: str) -> Principal | None:
         namespace, sep, name = username[len(ROBOT_PREFIX):].partition("+")

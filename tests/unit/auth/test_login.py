@@ -133,3 +133,13 @@ def test_hashes_of_one_user_share_a_salt_but_not_a_value() -> None:
     assert passwords.argon2_salt(first) == passwords.argon2_salt(second)
     assert first.rpartition("$")[2] != second.rpartition("$")[2]
     assert passwords.argon2_salt(hash_password_like("x", "not-a-hash")) is not None  # a fresh salt then
+
+
+def test_parallel_logins_with_the_right_password_all_succeed(argon2_calls: list[str]) -> None:
+    # A client's first burst of requests with Basic credentials, before any is remembered: the
+    # ones beyond the limit wait for a place instead of being refused, then find the password verified.
+    service = auth(User(1, "admin", hash_password("right"), True, False, NOW))
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(lambda _: service.login("admin", "right", "192.0.2.9") is not None, range(20)))
+    assert outcomes == [True] * 20
+    assert len(argon2_calls) <= 5
