@@ -23,6 +23,7 @@ ERROR_STATUSES = {
     403: "Authenticated, but not allowed.",
     404: "No such object (or not visible to the caller).",
     409: "Conflicts with the current state.",
+    415: "The request is not `Content-Type: application/json`.",
     422: "Invalid input.",
     429: "Too many failed logins; see Retry-After.",
 }
@@ -48,6 +49,12 @@ class Endpoint:
     @property
     def operation_id(self) -> str:
         return self.handler.__name__.lstrip("_")
+
+    @property
+    def takes_json(self) -> bool:
+        """Whether the request must be application/json: every one that changes something (a POST
+        without a body too), so that no cross-site form or text/plain request gets through."""
+        return self.body is not None or self.method == "POST"
 
     @property
     def openapi_path(self) -> str:
@@ -115,6 +122,9 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
         if e.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": refs[(e.body, "validation")]}}}
+        elif e.takes_json:
+            op["requestBody"] = {"required": False, "description": "Empty, or `{}`; sent as application/json.",
+                                 "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}}
         responses: dict[str, Any] = {}
         if e.response is not None:
             responses[str(e.status)] = {"description": "Created." if e.status == 201 else "Success.",
@@ -128,6 +138,8 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             if not e.auth and status in (401, 403, 429):
                 continue
             if status == 409 and e.method == "GET":
+                continue
+            if status == 415 and not e.takes_json:
                 continue
             responses[str(status)] = {"description": text, **error}
         op["responses"] = responses
@@ -143,9 +155,12 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "version": __version__,
             "description": "Namespaces, repositories, members, robot accounts, registry passwords, users and the "
                            "audit log. Lists are pages `{items, next}`: pass `next` back as `after` (or `before` "
-                           "for the audit log). Errors are `{error: {code, message}}`. Authenticate with Basic "
-                           "(the account password) or a Bearer token from `/auth/token`; robot and "
-                           "temporary-password tokens may only read.",
+                           "for the audit log). Errors are `{error: {code, message}}`. Requests that change "
+                           "something are `Content-Type: application/json` (415 otherwise). Authenticate with "
+                           "Basic (the account password) or a Bearer management token, asked for at "
+                           "`/auth/token?scope=management` (registry tokens are refused). Only the account "
+                           "password may change things; robots and temporary passwords limited to some "
+                           "repositories or actions may only call `GET /user`.",
         },
         "servers": [{"url": "/"}],
         "tags": _tag_descriptions(),
@@ -155,7 +170,9 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic", "description": "Username and account password."},
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                           "description": "An access token from /auth/token."},
+                           "description": "A management token: GET /auth/token?service=SERVICE&scope=management "
+                                          "with Basic credentials (or the OAuth2 password grant). Registry "
+                                          "access tokens are refused."},
             },
         },
     }

@@ -134,7 +134,7 @@ class ManagementAPI:
         return e.handler(call)
 
     def _route(self, e: Endpoint) -> Route:
-        takes_json = e.body is not None or e.method == "POST"
+        takes_json = e.takes_json
 
         async def endpoint(request: Request) -> Response:
             remote = client_address(request)
@@ -207,7 +207,8 @@ class ManagementAPI:
         return HTMLResponse(self._docs)
 
     def whoami(self, c: Call) -> s.WhoAmIOut:
-        """Who the credentials stand for, and their role in each namespace."""
+        """Who the credentials stand for, and their role in each namespace. The one call that robots
+        and temporary passwords limited to some repositories or actions may make."""
         return s.WhoAmIOut.of(self.service.whoami(c.actor))
 
     def list_namespaces(self, c: Call) -> s.NamespaceList:
