@@ -66,7 +66,10 @@ def _send(srv: ServerProcess, method: str, path: str, headers: dict[str, str], b
         conn.send_head(method, path, {"Authorization": basic_value(srv.user, srv.password), **headers})
         conn.send(body)
         if half_close:
-            conn.sock.shutdown(socket.SHUT_WR)
+            try:
+                conn.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the server answered and closed first: its answer is still to be read
         return conn.read_response(timeout=20)
     finally:
         conn.close()
@@ -139,7 +142,7 @@ def test_absurd_content_length(srv: ServerProcess, c: httpx.Client, kind: str, h
     started = time.monotonic()
     status, _, answer = _send(srv, "PATCH" if kind == "patch" else "POST" if kind == "post" else "PUT", path,
                               {"Content-Type": "application/octet-stream", "Content-Length": HUGE, **extra},
-                              b"z" * 10_000, half_close=half_close)
+                              b"", half_close=half_close)  # no body bytes: unread ones would make the close an RST
     assert _code(status, answer) == (413, "SIZE_INVALID")
     assert time.monotonic() - started < 10  # answered at once, not after reading
     assert blob_status(c, repo, digest) == 404
