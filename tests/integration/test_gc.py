@@ -158,7 +158,9 @@ def manifest_digests(services: Any) -> set[str]:
 
 
 def stored(services: Any, digest: str) -> bool:
-    return services.blobs.store.stat(digest) is not None
+    """A blob's bytes are kept: a file in the blob store, or for a manifest its row in
+    manifest_contents (meta/tables.py)."""
+    return services.blobs.store.stat(digest) is not None or services.content.manifest_content(digest) is not None
 
 
 def files(services: Any) -> set[str]:

@@ -135,12 +135,10 @@ class ManifestService:
             digest = str(Digest.of(data))
         parsed = parse_manifest(data, content_type)
         facts = None if parsed.is_index else image_facts(parsed, len(data), self.read_config(parsed))
-        staged = self.store.stage_bytes(data)  # written and synced outside the transaction
-        try:
-            self.content.put_manifest(repository, digest, len(data), parsed, tags, lambda: self.store.place(staged, digest),
-                                      facts)
-        finally:
-            staged.unlink(missing_ok=True)  # already gone when placed
+        # The bytes go into the database with the rest of the push (meta/tables.py,
+        # manifest_contents): no file, fsync or rename on this path.
+        self.content.put_manifest(repository, digest, data, parsed, tags, facts)
+        self._bytes.put(digest, data)
         if tags:
             for tag in tags:
                 self._remember(self._tags, (repository, tag), digest)
@@ -192,7 +190,10 @@ class ManifestService:
         repository holds it. Raises FileNotFoundError."""
         data: bytes | None = self._bytes.get(digest)
         if data is None:
-            data = self.store.read_bytes(digest)
+            # Manifests pushed before migration 0005 are files in the blob store.
+            data = self.content.manifest_content(digest)
+            if data is None:
+                data = self.store.read_bytes(digest)
             self._bytes.put(digest, data)
         return data
 

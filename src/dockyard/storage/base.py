@@ -31,14 +31,12 @@ class BlobStore(Protocol):
         deletes inside its own transaction) can never remove bytes a new row points to.
         """
 
-    def stage_bytes(self, data: bytes) -> Path:
-        """Write small content (a manifest) to a synced staging file, ready for `place`."""
-
     def purge_staged(self, older_than: float) -> int:
-        """Remove `stage_bytes` files (left by a crash) last changed before that time; returns the count."""
+        """Remove manifest staging files left by versions before migration 0005 (which wrote
+        manifests as files) last changed before that time; returns the count."""
 
     def read_bytes(self, digest: str) -> bytes:
-        """Read small content whole (manifests). Raises FileNotFoundError."""
+        """Read small content whole (manifests pushed before migration 0005). Raises FileNotFoundError."""
 
     def delete(self, digest: str) -> None:
         """Remove a blob; missing blobs are not an error."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -60,23 +59,9 @@ class FsBlobStore:
             finally:
                 os.close(fd)
 
-    def stage_bytes(self, data: bytes) -> Path:
-        tmp_dir = self.root / ".staging"
-        tmp_dir.mkdir(exist_ok=True)
-        tmp = tmp_dir / f"{os.getpid()}.{time.monotonic_ns()}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # e.g. ENOSPC: no half-written file left behind
-            raise
-        return tmp
-
     def purge_staged(self, older_than: float) -> int:
-        """Remove staged manifest files (left by a crash) last changed before `older_than`."""
+        """Remove manifest staging files (left by a crash of a version before migration 0005,
+        which wrote manifests as files) last changed before `older_than`."""
         removed = 0
         staging = self.root / ".staging"
         if not staging.is_dir():

@@ -4,9 +4,9 @@
     ├── dockyard.db                      SQLite metadata (when no database.url is set)
     ├── keys/token-signing.pem           EC P-256 key that signs registry tokens (made on first start)
     ├── blobs/                           content-addressed store (storage.root overrides)
-    │   ├── sha256/ab/abcdef…            one file per blob or manifest, named by its digest
-    │   ├── sha512/01/0123…
-    │   └── .staging/                    manifests being written (synced here, then renamed into place)
+    │   ├── sha256/ab/abcdef…            one file per blob, named by its digest (manifests pushed
+    │   ├── sha512/01/0123…              since migration 0005 live in the database instead)
+    │   └── .staging/                    manifests being written by versions before 0005 (purged)
     └── uploads/                         staging area for upload sessions
         └── <session uuid>               bytes received so far; moved into blobs/ only after the
                                          digest checks out (fsync, then rename)

@@ -70,7 +70,9 @@ def _out_of_space(exc: BaseException) -> str | None:
     database's own "disk full" (SQLite SQLITE_FULL, PostgreSQL 53100) wrapped by SQLAlchemy."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return exc.strerror or str(exc)
-    orig = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError
+    # sqlalchemy.exc.DBAPIError wraps the driver's error; statements on the driver's own cursor
+    # (meta/raw.py) raise it bare.
+    orig = getattr(exc, "orig", exc)
     if orig is not None and (getattr(orig, "sqlite_errorcode", None) == 13 or getattr(orig, "sqlstate", None) == "53100"):
         return f"database: {str(orig).splitlines()[0][:200]}"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from starlette.requests import Request
@@ -25,16 +26,18 @@ def content_length(request: Request) -> int | None:
 
 
 def blob_length(ctx: RegistryContext, request: Request) -> int | None:
-    """The Content-Length of a blob body, refused with 413 when the staging area's file system
-    has not that much room: `Content-Length: 100000000000000000` is answered at once instead of
-    being read until the disk fills or the client gives up."""
+    """The Content-Length of a blob body, refused before anything is read when the staging
+    area's file system cannot take it: 413 when it is larger than the whole file system
+    (`Content-Length: 100000000000000000` can never fit), 507 like any full disk when it is
+    larger than the room left now (an operator can free space, and the client may retry)."""
     length = content_length(request)
     if length is not None and length > 0:
         stat = os.statvfs(ctx.settings.upload_root)
-        free = stat.f_bavail * stat.f_frsize
-        if length > free:
-            raise BlobTooLarge(f"Content-Length {length} is more than the registry's storage has room for",
+        if length > stat.f_blocks * stat.f_frsize:
+            raise BlobTooLarge(f"Content-Length {length} is more than the registry's storage can ever hold",
                                {"length": length})
+        if length > stat.f_bavail * stat.f_frsize:
+            raise OSError(errno.ENOSPC, f"Content-Length {length} is more than the room left on the registry's storage")
     return length
 
 
