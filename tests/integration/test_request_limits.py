@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 
 from dockyard.core.scopes import MAX_SCOPE_LENGTH, MAX_SCOPES
 from tests.conftest import ADMIN, basic
-from tests.integration.console_helpers import (  # noqa: F401  (app, registry, console are fixtures)
-    app, console, console_client, csrf_of, registry,
+from tests.integration.console_helpers import (  # noqa: F401  (app, registry are fixtures)
+    app, console_client, csrf_of, registry,
 )
 
 

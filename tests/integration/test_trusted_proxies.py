@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.conftest import ADMIN, basic
 from tests.integration.console_helpers import (  # noqa: F401  (make_app is a fixture)
-    BASE, SESSION, console_client, csrf_of, login, make_app, set_cookies,
+    BASE, SESSION, console_client, login, make_app, set_cookies,
 )
 
 PROXY = "10.1.2.3"
