@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from dockyard.api.credentials import client_address
 from dockyard.api.distribution.context import RegistryContext
-from dockyard.api.distribution.errors import API_VERSION
+from dockyard.api.distribution.blobsend import BlobBody
+from dockyard.api.distribution.errors import API_VERSION, error_response
 from dockyard.auth.service import Caller
 from dockyard.api.threads import run_sync
+from dockyard.core.errors import BlobUnknown
 
 
 async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:
@@ -20,20 +22,38 @@ async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name:
         headers["Content-Length"] = str(size)
         headers["Accept-Ranges"] = "bytes"
         return Response(b"", headers=headers, media_type="application/octet-stream")
+    headers["Accept-Ranges"] = "bytes"
+    start, length, status = 0, size, 200
     asked = request.headers.get("range")
     if asked is not None:
         if_range = request.headers.get("if-range")
         # A stale If-Range asks for the whole blob, whatever the Range (RFC 9110, 13.1.5).
-        verdict = range_verdict(asked, size) if if_range is None or if_range == headers["ETag"] else False
+        verdict = byte_range(asked, size) if if_range is None or if_range == headers["ETag"] else False
         if verdict is None:
             return Response(status_code=416, headers={**API_VERSION, "Content-Range": f"bytes */{size}", "Content-Length": "0"})
-        if not verdict:
-            # Ignored (RFC 9110 lets a server ignore a Range it does not serve): the whole blob,
-            # 200. The header goes from the scope FileResponse reads, which would answer 400.
-            request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
-    # FileResponse answers Range requests with 206 and, on servers with the ASGI pathsend
-    # extension (granian), hands the whole file to the server: no bytes pass through Python.
-    return FileResponse(path, headers=headers, media_type="application/octet-stream", stat_result=None)
+        if verdict:  # else ignored (RFC 9110 lets a server ignore a Range): the whole blob, 200
+            start, end = verdict
+            length, status = end - start + 1, 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(length)
+    headers["Content-Type"] = "application/octet-stream"
+    def missing() -> Response:  # garbage collection removed the file since locate()
+        return error_response(BlobUnknown(f"blob {digest} is recorded but its content is missing", {"digest": digest}))
+
+    return BlobBody(str(path), start, length, status, headers, missing,  # type: ignore[return-value]
+                    server_copies=ctx.settings.server.engine == "granian")
+
+
+def byte_range(value: str, size: int) -> tuple[int, int] | bool | None:
+    """What a blob GET does with its `Range` header: (first, last) byte to serve (206), False to
+    ignore it (200 with the whole blob), None when it cannot be satisfied (416, `bytes */SIZE`)."""
+    verdict = range_verdict(value, size)
+    if not verdict:
+        return verdict
+    first, _, last = (part.strip() for part in value.partition("=")[2].partition("-"))
+    if not first:  # the last `last` bytes
+        return max(size - int(last), 0), size - 1
+    return int(first), min(int(last), size - 1) if last else size - 1
 
 
 def range_verdict(value: str, size: int) -> bool | None:
