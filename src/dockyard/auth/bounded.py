@@ -19,11 +19,15 @@ class BoundedCache(Generic[K, V]):
         self._lock = threading.Lock()  # the views run in worker threads too
 
     def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
+        # No lock on the hot path: each OrderedDict call is atomic under the GIL; a key removed
+        # by another thread between the two calls is simply not moved.
+        value = self._entries.get(key)
+        if value is not None:
+            try:
                 self._entries.move_to_end(key)
-            return value
+            except KeyError:
+                pass
+        return value
 
     def put(self, key: K, value: V) -> None:
         with self._lock:

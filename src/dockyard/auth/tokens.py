@@ -72,7 +72,8 @@ class AccessToken:
         return (type_, name, action) in self.access or (type_, name, "*") in self.access
 
 
-VERIFIED_TOKENS_MAX = 10_000  # ~3 MiB of verified tokens, enough for every client of a busy registry
+CACHED_TOKEN_MAX_CHARS = 4096  # ours are ~700; longer ones are verified each time
+VERIFIED_TOKENS_MAX = 10_000  # ~10 MiB at most (tokens of up to 4 KiB), enough for every client of a busy registry
 
 
 class InvalidToken(Exception):
@@ -105,9 +106,10 @@ class TokenService:
         self.service = service
         self.ttl = ttl
         self.refresh_ttl = refresh_ttl
-        # Keyed by the token's sha256 (32 bytes, not the token's ~700), bounded: every anonymous
-        # caller can mint tokens, so a stream of new ones must cost constant memory.
-        self._cache: BoundedCache[bytes, AccessToken] = BoundedCache(VERIFIED_TOKENS_MAX)
+        # Keyed by the token text (~700 bytes; hashing it again per request cost more than the
+        # rest of the lookup), bounded in entries and in the length of what it keeps: every
+        # anonymous caller can mint tokens, so a stream of new ones costs constant memory.
+        self._cache: BoundedCache[str, AccessToken] = BoundedCache(VERIFIED_TOKENS_MAX)
 
     def issue(self, subject: str, access: list[Scope], extra: dict[str, Any] | None = None) -> tuple[str, int]:
         now = int(time.time())
@@ -163,12 +165,11 @@ class TokenService:
 
     def verify(self, token: str) -> AccessToken:
         """Verify an access token; raises InvalidToken (bad signature, expired, wrong audience…)."""
-        key = hashlib.sha256(token.encode()).digest()
-        cached = self._cache.get(key)
+        cached = self._cache.get(token)
         if cached is not None:
             if cached.expires_at > time.time():
                 return cached
-            self._cache.pop(key)
+            self._cache.pop(token)
             raise InvalidToken("token expired")
         claims = self._decode(token)
         if claims.get("typ") == "refresh":
@@ -181,7 +182,8 @@ class TokenService:
         tmp = claims.get("tmp")
         result = AccessToken(subject=str(claims["sub"]), access=frozenset(access), expires_at=float(claims["exp"]),
                              temp_id=tmp if isinstance(tmp, str) else None, account_login=claims.get("amr") == "pwd")
-        self._cache.put(key, result)
+        if len(token) <= CACHED_TOKEN_MAX_CHARS:
+            self._cache.put(token, result)
         return result
 
     @staticmethod
