@@ -101,6 +101,25 @@ class ContentStore:
                 self._repo_ids[name] = repo_id
         return repo_id
 
+    def _repo_raw(self, cur: RawCursor, name: str, now: object) -> int:
+        """`_repo` for the push's raw transaction (meta/raw.py); creates the repository (and its
+        namespace) as `_ensure_repo` does."""
+        repo_id = self._repo_ids.get(name)
+        if repo_id is not None:
+            return repo_id
+        row = cur.one("SELECT id FROM repositories WHERE name = ?", (name,))
+        if row is not None:
+            if self.cache_repository_ids:  # committed earlier: safe to remember
+                self._repo_ids[name] = row[0]
+            return int(row[0])
+        # As _ensure_repo: a new namespace is private and lets pushes create.
+        cur.execute("INSERT INTO namespaces (name, public, auto_create, created_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING", (namespace_of(name), False, True, now))
+        cur.execute("INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, now))
+        row = cur.one("SELECT id FROM repositories WHERE name = ?", (name,))
+        assert row is not None
+        return int(row[0])  # created by this transaction, which may yet roll back: not cached
+
     # -- repositories -------------------------------------------------------------------------
     def catalog(self, last: str | None, n: int) -> list[str]:
         q = select(repositories.c.name).order_by(repositories.c.name).limit(n)
@@ -198,10 +217,10 @@ class ContentStore:
     ) -> None:
         # The hottest write of a push: plain SQL on the driver's cursor (meta/raw.py says why).
         size = len(data)
-        with self.db.write() as conn:
-            repo_id = self._repo(conn, repository)
-            cur = RawCursor(conn, self.db.is_sqlite)
+        with self.db.raw_write() as driver:
+            cur = RawCursor(driver, self.db.is_sqlite)
             now = cur.when(utcnow())
+            repo_id = self._repo_raw(cur, repository, now)
             needed = {d.digest for d in parsed.blob_references()}
             if needed:
                 have = {row[0] for row in cur.all(

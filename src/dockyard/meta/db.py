@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +63,25 @@ class Database:
         else:
             with self.engine.begin() as conn:
                 yield conn
+
+    @contextmanager
+    def raw_write(self) -> Iterator[Any]:
+        """A write transaction on the pooled driver connection itself, for the statements of
+        meta/raw.py: committed on success, rolled back on any exception, serialised with
+        `write()` (SQLite: BEGIN IMMEDIATE under the same process-wide lock)."""
+        with self._write_lock if self._write_lock is not None else nullcontext():
+            pooled = self.engine.raw_connection()
+            driver = pooled.driver_connection
+            try:
+                if self.is_sqlite:
+                    driver.execute("BEGIN IMMEDIATE")  # pysqlite is in autocommit mode (see above)
+                yield driver
+                driver.commit()
+            except BaseException:
+                driver.rollback()
+                raise
+            finally:
+                pooled.close()  # back to the pool
 
     def dispose(self) -> None:
         self.engine.dispose()
