@@ -157,3 +157,18 @@ def test_overview_picks_a_configured_regions_address(make_app: Callable[..., Sta
         for unknown in ("nowhere:vpc", "eu-west:public", "x" * 5000):
             page = console.get("/console/repo/team/app", params={"address": unknown}).text
             assert texts(page, "cmd-push") == ["docker push registry.cn-hangzhou.example.com/team/app:[tag]"]
+
+
+def test_overview_never_shows_raw_host_text(make_app: Callable[..., Starlette]) -> None:
+    """Listening on all interfaces with no public_url, the commands use the Host the browser
+    asked for, but only a well-formed HOST[:PORT]; anything else falls back to the listen address."""
+    app = make_app(server={"listen": "0.0.0.0:5000"})
+    with TestClient(app, base_url=BASE):
+        console = logged_in(app, *ADMIN)
+        make_namespace(console, "team")
+        make_repository(console, "team", "app")
+        page = console.get("/console/repo/team/app", headers={"Host": "registry.example.com:8443"}).text
+        assert texts(page, "cmd-push") == ["docker push registry.example.com:8443/team/app:[tag]"]
+        for hostile in ("evil.example.com/x y", 'a"b', "a,b"):
+            page = console.get("/console/repo/team/app", headers={"Host": hostile}).text
+            assert texts(page, "cmd-push") == ["docker push 0.0.0.0:5000/team/app:[tag]"], hostile

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from dockyard.api.credentials import request_host
 from dockyard.management.errors import Invalid
 from dockyard.management.service import ManagementService
 from dockyard.web.addresses import addresses
@@ -19,7 +20,7 @@ class AccountViews:
 
     def credentials(self, ctx: Ctx, created: object = None) -> Response:
         temps = sorted(self.m.list_temp_passwords(ctx.actor), key=lambda t: t.created_at, reverse=True)
-        hosts = addresses(ctx.settings, ctx.request.headers.get("host"))
+        hosts = addresses(ctx.settings, request_host(ctx.request, "") or None)
         owned = [info.namespace.name for info in self.m.list_namespaces(ctx.actor, None, 500).items
                  if info.role == "owner" or ctx.actor.is_admin]
         return self.c.render(ctx, "credentials.html", temps=temps, created=created, host=hosts[0].host if hosts else "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from dockyard.api.credentials import request_host
 from dockyard.core.access import namespace_of
 from dockyard.management.errors import NotFound
 from dockyard.management.images import ImagesService
@@ -80,7 +81,7 @@ class RepositoryViews:
 
     def overview(self, ctx: Ctx, name: str) -> Response:
         header = self._header(ctx, name)
-        found = addresses(ctx.settings, ctx.request.headers.get("host"))
+        found = addresses(ctx.settings, request_host(ctx.request, "") or None)
         chosen = pick(found, ctx.arg("address") or None)
         cmds = commands(chosen, name, ctx.username) if chosen else None
         if ctx.htmx and ctx.request.headers.get("hx-target") == "commands":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from dockyard.api.credentials import request_host
 from dockyard.core.access import namespace_of
 from dockyard.management.images import ImagesService
 from dockyard.web.addresses import addresses
@@ -38,7 +39,7 @@ class VersionViews:
 
     def show(self, ctx: Ctx, name: str, reference: str) -> Response:
         detail = self.images.version(ctx.actor, name, reference)
-        found = addresses(ctx.settings, ctx.request.headers.get("host"))
+        found = addresses(ctx.settings, request_host(ctx.request, "") or None)
         return self.c.render(ctx, "version.html", repo_name=name, namespace=namespace_of(name), v=detail, tab="versions",
                              can_delete=self.images.can_delete(ctx.actor, name), host=found[0].host if found else "")
 
