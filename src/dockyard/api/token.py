@@ -13,6 +13,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.bodies import BodyTooLarge, media_type, read_limited
 from dockyard.api.credentials import basic_credentials, client_address
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import AuthService
@@ -47,20 +48,19 @@ FORM_MAX_BYTES = 64 << 10
 async def _urlencoded_form(request: Request) -> FormData:
     """The OAuth2 grants come as application/x-www-form-urlencoded. Parsed here rather than with
     request.form(), which needs the python-multipart package. Raises ValueError."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+    if media_type(request) != "application/x-www-form-urlencoded":
         raise ValueError("not a form")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > FORM_MAX_BYTES:
-            raise ValueError("form too large")
+    try:
+        body = await read_limited(request, FORM_MAX_BYTES)
+    except BodyTooLarge:
+        raise ValueError("form too large") from None
     return FormData(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50))  # UnicodeDecodeError is a ValueError
 
 
 def _scope_limits(scopes: list[str]) -> Response | None:
     """A 400 for too many or too long scopes, before any password check or look-up."""
     reason = scope_limits_error(scopes)
-    return None if reason is None else _json({"error": "invalid_scope", "error_description": reason}, 400)
+    return None if reason is None else _invalid_scope(reason)
 
 
 def _throttled(exc: TooManyRequests) -> Response:

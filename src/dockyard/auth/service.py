@@ -270,8 +270,8 @@ class AuthService:
             grant = self.tokens.verify_refresh(refresh_token)
         except InvalidToken:
             return None
-        # A refresh token never stands for the account password: what it mints may not manage.
-        return self._granted_principal(Grant(grant.subject, grant.temp_id, grant.credential))
+        # Refresh tokens carry no `amr`: what they mint never stands for the account password.
+        return self._granted_principal(grant)
 
     def issue_management(self, principal: Principal) -> tuple[str, int]:
         """A short-lived token for /api/v1, asked for with `scope=management` at /auth/token."""

@@ -66,7 +66,6 @@ class AccessToken:
     access: frozenset[tuple[str, str, str]]  # (type, name, action)
     expires_at: float
     temp_id: str | None = None  # the temporary password it was issued for, if any
-    account_login: bool = False  # issued on the account password (claim amr=pwd)
 
     def allows(self, type_: str, name: str, action: str) -> bool:
         return (type_, name, action) in self.access or (type_, name, "*") in self.access
@@ -181,7 +180,7 @@ class TokenService:
                     access.add((str(entry.get("type")), str(entry.get("name")), str(action)))
         tmp = claims.get("tmp")
         result = AccessToken(subject=str(claims["sub"]), access=frozenset(access), expires_at=float(claims["exp"]),
-                             temp_id=tmp if isinstance(tmp, str) else None, account_login=claims.get("amr") == "pwd")
+                             temp_id=tmp if isinstance(tmp, str) else None)
         if len(token) <= CACHED_TOKEN_MAX_CHARS:
             self._cache.put(token, result)
         return result

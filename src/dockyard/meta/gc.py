@@ -15,16 +15,11 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from dockyard.meta.db import Database, utcnow
+from dockyard.meta.db import Database, aware, utcnow
 from dockyard.meta.sql import insert_ignore
 from dockyard.meta.tables import blobs, manifest_blobs, manifest_children, manifests, repository_blobs, tags
 
 BATCH = 500  # rows per read of a streamed scan; ids per IN (...) list
-
-
-def _naive(at: datetime) -> datetime:
-    """SQLite hands back naive datetimes, PostgreSQL aware ones: compare them as naive UTC."""
-    return at.replace(tzinfo=None)
 
 
 class GcStore:
@@ -65,9 +60,9 @@ class GcStore:
         for r in rows:
             if r.subject_digest:
                 referrers.setdefault(r.subject_digest, []).append(r.digest)
-        limit = _naive(cutoff)
+        limit = aware(cutoff)
         kept: set[str] = set()
-        todo = [d for d, r in by_digest.items() if d in tagged or _naive(r.created_at) >= limit]
+        todo = [d for d, r in by_digest.items() if d in tagged or aware(r.created_at) >= limit]
         while todo:
             digest = todo.pop()
             if digest in kept:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 
 from dockyard.core.access import DEFAULT_NAMESPACE, RepositoryFacts, is_public, namespace_of
 from dockyard.meta.db import Database, utcnow
@@ -103,33 +103,36 @@ class NamespaceStore:
 
     # -- members --------------------------------------------------------------------------------
     @staticmethod
-    def _keep_an_owner(conn: Connection, namespace: str, username: str) -> tuple[int, int] | None:
-        """(namespace id, user id) with the namespace locked, or None if either is missing; raises
-        LastOwner when `username` is the namespace's only owner.
+    def _ids(conn: Connection, namespace: str, username: str, lock: bool = False) -> tuple[int, int] | None:
+        """(namespace id, user id), or None if either is missing; `lock` locks the namespace's row."""
+        q = select(namespaces.c.id).where(namespaces.c.name == namespace)
+        ns_id = conn.execute(q.with_for_update(key_share=True) if lock else q).scalar()
+        user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+        return (ns_id, user_id) if ns_id is not None and user_id is not None else None
+
+    @classmethod
+    def _keep_an_owner(cls, conn: Connection, namespace: str, username: str) -> tuple[int, int] | None:
+        """`_ids` with the namespace locked; raises LastOwner when `username` is the namespace's
+        only owner.
 
         Locking the namespace's row makes every change of its members one after another (a
         per-namespace mutex on PostgreSQL; SQLite has a single writer), so the owners counted
         here are still the owners when the caller's change lands: two owners demoting each other
         at the same moment cannot both succeed."""
-        ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace).with_for_update(key_share=True)).scalar()
-        user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
-        if ns_id is None or user_id is None:
+        ids = cls._ids(conn, namespace, username, lock=True)
+        if ids is None:
             return None
         owners = set(conn.execute(select(namespace_members.c.user_id).where(
-            namespace_members.c.namespace_id == ns_id, namespace_members.c.role == "owner")).scalars())
-        if owners == {user_id}:
+            namespace_members.c.namespace_id == ids[0], namespace_members.c.role == "owner")).scalars())
+        if owners == {ids[1]}:
             raise LastOwner(f"{username!r} is the last owner of {namespace!r}")
-        return ns_id, user_id
+        return ids
 
     def set_member(self, namespace: str, username: str, role: str) -> bool:
         """Add a member or change their role; raises LastOwner when that demotes the last owner."""
         with self.db.write() as conn:
-            if role == "owner":
-                ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
-                user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
-                ids = (ns_id, user_id) if ns_id is not None and user_id is not None else None
-            else:
-                ids = self._keep_an_owner(conn, namespace, username)
+            # Making someone an owner never removes one: only other roles need the check.
+            ids = self._ids(conn, namespace, username) if role == "owner" else self._keep_an_owner(conn, namespace, username)
             if ids is None:
                 return False
             upsert(conn, namespace_members, {"namespace_id": ids[0], "user_id": ids[1], "role": role, "created_at": utcnow()},
@@ -160,13 +163,6 @@ class NamespaceStore:
              .join(users, users.c.id == namespace_members.c.user_id).where(users.c.username == username))
         with self.db.read() as conn:
             return {name: role for name, role in conn.execute(q)}
-
-    def count_owners(self, namespace: str) -> int:
-        q = (select(func.count()).select_from(namespace_members)
-             .join(namespaces, namespaces.c.id == namespace_members.c.namespace_id)
-             .where(namespaces.c.name == namespace, namespace_members.c.role == "owner"))
-        with self.db.read() as conn:
-            return int(conn.execute(q).scalar_one())
 
     # -- repositories ---------------------------------------------------------------------------
     def facts(self, repository: str) -> RepositoryFacts:

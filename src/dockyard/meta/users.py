@@ -50,10 +50,6 @@ class UserStore:
         assert user is not None
         return user
 
-    def set_password(self, username: str, password_hash: str) -> bool:
-        with self.db.write() as conn:
-            return conn.execute(update(users).where(users.c.username == username).values(password_hash=password_hash)).rowcount > 0
-
     def update(self, username: str, *, password_hash: str | None = None, disabled: bool | None = None,
                is_admin: bool | None = None) -> User | None:
         """Change a user in one transaction (None leaves a field as it is); None when there is no

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from dockyard import __version__
+from dockyard.api.bodies import BodyTooLarge, media_type, read_limited
 from dockyard.api.credentials import client_address
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import AuthService
@@ -154,7 +155,7 @@ class Console:
             if request.method == "POST":
                 try:
                     form = await _read_form(request)
-                except _FormTooLarge:
+                except BodyTooLarge:
                     return HTMLResponse("Form too large", 413)
                 except ValueError:
                     return HTMLResponse("Malformed form", 400)
@@ -234,23 +235,12 @@ class Console:
             raise Forbidden403(ctx._("The form has expired or did not come from this console. Reload the page and try again."))
 
 
-class _FormTooLarge(Exception):
-    pass
-
-
 async def _read_form(request: Request) -> dict[str, str]:
     """The fields of a POSTed form (application/x-www-form-urlencoded: the console's forms and
-    htmx send nothing else; any other body counts as no fields). The size limit is enforced while
-    reading, not only on Content-Length: a chunked body says no length, and is read before the
-    login or the CSRF check can refuse it. Raises _FormTooLarge, or ValueError when malformed."""
-    if int(request.headers.get("content-length") or 0) > FORM_MAX_BYTES:
-        raise _FormTooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > FORM_MAX_BYTES:
-            raise _FormTooLarge
-    if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+    htmx send nothing else; any other body counts as no fields), read within FORM_MAX_BYTES
+    (api/bodies.py). Raises BodyTooLarge, or ValueError when malformed."""
+    body = await read_limited(request, FORM_MAX_BYTES)
+    if media_type(request) != "application/x-www-form-urlencoded":
         return {}
     # UnicodeDecodeError is a ValueError, as is going over max_num_fields.
     return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS))

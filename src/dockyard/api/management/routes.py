@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
+from dockyard.api.bodies import BodyTooLarge, media_type, read_limited
 from dockyard.api.management import schemas as s
 from dockyard.api.management.docs import render_docs
 from dockyard.api.management.openapi import Endpoint, build_openapi
@@ -31,11 +32,6 @@ from dockyard.management.service import Actor, ManagementService
 STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422, "unauthenticated": 401}
 BODY_MAX_BYTES = 1 << 20
 CHALLENGE = 'Bearer realm="dockyard", scope="management"'
-
-
-def _is_json(content_type: str) -> bool:
-    """application/json, with or without parameters (charset)."""
-    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 class TooManyAttempts(Exception):
@@ -143,16 +139,14 @@ class ManagementAPI:
             # (CORS preflights only other types): requiring application/json for every request
             # that changes something keeps other sites from driving this API with a user's
             # browser, even one that holds credentials for it.
-            if takes_json and not _is_json(request.headers.get("content-type", "")):
+            if takes_json and media_type(request) != "application/json":  # charset and the like allowed
                 return _error(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json"
                               + ("" if e.body is not None else " (an empty body or {})"))
             if takes_json:
-                chunks = bytearray()
-                async for chunk in request.stream():
-                    chunks += chunk
-                    if len(chunks) > BODY_MAX_BYTES:
-                        return _error(422, "invalid", f"the body is larger than {BODY_MAX_BYTES} bytes")
-                body = bytes(chunks)
+                try:
+                    body = await read_limited(request, BODY_MAX_BYTES)
+                except BodyTooLarge:
+                    return _error(422, "invalid", f"the body is larger than {BODY_MAX_BYTES} bytes")
             query = {k: v for k, v in request.query_params.items()}
             try:
                 result = await run_sync(self._run, e, request.headers.get("authorization", ""), remote,
