@@ -17,13 +17,15 @@ import socket
 import sqlite3
 import struct
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, free_port
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -107,6 +109,19 @@ class RawConn:
                 break
             rest += part
         return status, headers, rest[:length]
+
+
+# -- a server whose store is checked when it stops -------------------------------------------------
+@contextmanager
+def checked_server(base: Path) -> Iterator[ServerProcess]:
+    """A `dockyard serve` on a free port under `base`; when the tests are done, it is stopped and
+    its data directory must hold no partial or stray blob (store_problems)."""
+    proc = ServerProcess(base / "data", free_port(), "e2e-" + uuid.uuid4().hex[:12]).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+    assert store_problems(proc.data) == []
 
 
 # -- registry client ------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 from tests.e2e.helpers_raw import (
+    checked_server,
     OCI_MANIFEST,
     RawConn,
     basic_value,
@@ -31,7 +32,6 @@ from tests.e2e.helpers_raw import (
     staging_files,
     staging_size,
     start_session,
-    store_problems,
     wait_until,
 )
 
@@ -42,11 +42,8 @@ HUGE = "100000000000000000"
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    base = tmp_path_factory.mktemp("cut-short")
-    proc = ServerProcess(base / "data", free_port(), "e2e-" + uuid.uuid4().hex[:12]).start()
-    yield proc
-    proc.stop()
-    assert store_problems(proc.data) == []
+    with checked_server(tmp_path_factory.mktemp("cut-short")) as proc:
+        yield proc
 
 
 @pytest.fixture

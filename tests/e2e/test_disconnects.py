@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 from tests.e2e.helpers_raw import (
+    checked_server,
     RawConn,
     basic_value,
     blob_file,
@@ -53,11 +54,8 @@ SENT = 3 * MiB  # what it sends of it before hanging up (more than one 1 MiB wri
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    base = tmp_path_factory.mktemp("disconnects")
-    proc = ServerProcess(base / "data", free_port(), "e2e-" + uuid.uuid4().hex[:12]).start()
-    yield proc
-    proc.stop()
-    assert store_problems(proc.data) == []
+    with checked_server(tmp_path_factory.mktemp("disconnects")) as proc:
+        yield proc
 
 
 @pytest.fixture
