@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,12 +19,11 @@ from dockyard.core.errors import BlobUnknown
 async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("pull",))
     path, size = await run_sync(ctx.blobs.locate, name, digest)
-    headers = {**API_VERSION, "Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}
+    headers = {**API_VERSION, "Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000",
+               "Accept-Ranges": "bytes"}
     if request.method == "HEAD":
         headers["Content-Length"] = str(size)
-        headers["Accept-Ranges"] = "bytes"
         return Response(b"", headers=headers, media_type="application/octet-stream")
-    headers["Accept-Ranges"] = "bytes"
     start, length, status = 0, size, 200
     asked = request.headers.get("range")
     if asked is not None:
@@ -31,12 +32,13 @@ async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name:
         verdict = byte_range(asked, size) if if_range is None or if_range == headers["ETag"] else False
         if verdict is None:
             return Response(status_code=416, headers={**API_VERSION, "Content-Range": f"bytes */{size}", "Content-Length": "0"})
-        if verdict:  # else ignored (RFC 9110 lets a server ignore a Range): the whole blob, 200
+        if isinstance(verdict, tuple):  # else ignored (RFC 9110 lets a server ignore a Range): the whole blob, 200
             start, end = verdict
             length, status = end - start + 1, 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(length)
     headers["Content-Type"] = "application/octet-stream"
+
     def missing() -> Response:  # garbage collection removed the file since locate()
         return error_response(BlobUnknown(f"blob {digest} is recorded but its content is missing", {"digest": digest}))
 
@@ -44,21 +46,9 @@ async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name:
                     server_copies=ctx.settings.server.engine == "granian")
 
 
-def byte_range(value: str, size: int) -> tuple[int, int] | bool | None:
-    """What a blob GET does with its `Range` header: (first, last) byte to serve (206), False to
-    ignore it (200 with the whole blob), None when it cannot be satisfied (416, `bytes */SIZE`)."""
-    verdict = range_verdict(value, size)
-    if not verdict:
-        return verdict
-    first, _, last = (part.strip() for part in value.partition("=")[2].partition("-"))
-    if not first:  # the last `last` bytes
-        return max(size - int(last), 0), size - 1
-    return int(first), min(int(last), size - 1) if last else size - 1
-
-
-def range_verdict(value: str, size: int) -> bool | None:
-    """What a blob GET does with its `Range` header: True to serve it (206), False to ignore it
-    (200 with the whole blob), None when it cannot be satisfied (416 with `bytes */SIZE`).
+def byte_range(value: str, size: int) -> tuple[int, int] | Literal[False] | None:
+    """What a blob GET does with its `Range` header: the (first, last) byte to serve (206), False
+    to ignore it (200 with the whole blob), None when it cannot be satisfied (416, `bytes */SIZE`).
 
     One `bytes=first-last`, `bytes=first-` or `bytes=-suffix` range is served. Other units,
     several ranges (no registry client asks for them) and text that is no range are ignored.
@@ -70,12 +60,12 @@ def range_verdict(value: str, size: int) -> bool | None:
     first, dash, last = (part.strip() for part in spec.partition("-"))
     if not dash or not (first or last) or not all(p.isascii() and p.isdigit() for p in (first, last) if p):
         return False
-    if not first:
-        return True if int(last) > 0 and size > 0 else None
+    if not first:  # the last `last` bytes
+        return (max(size - int(last), 0), size - 1) if int(last) > 0 and size > 0 else None
     start = int(first)
     if start >= size or (last and int(last) < start):
         return None
-    return True
+    return start, min(int(last), size - 1) if last else size - 1
 
 
 async def delete_blob(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:
