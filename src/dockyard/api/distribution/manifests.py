@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.bodies import BodyTooLarge, read_limited
 from dockyard.api.credentials import client_address
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION
@@ -42,12 +43,10 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     length = content_length(request)
     if length is not None and length > limit:
         raise ManifestTooLarge(f"manifest is {length} bytes; the limit is {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ManifestTooLarge(f"manifest is over the {limit}-byte limit")
-    return bytes(body)
+    try:
+        return await read_limited(request, limit)
+    except BodyTooLarge:
+        raise ManifestTooLarge(f"manifest is over the {limit}-byte limit") from None
 
 
 async def put_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
