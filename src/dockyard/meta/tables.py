@@ -245,5 +245,26 @@ upload_sessions = Table(
     Column("offset", BigInteger, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("store_state", Text, nullable=True),  # the blob store's staging state (JSON)
+    Column("hashed", String(200), nullable=True),  # "sha256:<hex>" of the first `offset` bytes
+    Column("claimed_until", DateTime(timezone=True), nullable=True),  # a PATCH in progress holds it
     Index("ix_upload_sessions_updated", "updated_at"),
+)
+
+# Work that runs once cluster-wide (GC, the upload purge): a node holds a lease until `expires_at`.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_run_at", DateTime(timezone=True), nullable=True),
+)
+
+# Facts about the installation every node shares (its id, which the blob store is marked with).
+cluster_facts = Table(
+    "cluster_facts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
