@@ -78,6 +78,11 @@ def _ensure_repo(conn: Connection, name: str) -> int:
 
 
 _DELETE_SESSION = delete(upload_sessions).where(upload_sessions.c.id == bindparam("id"))
+_INSERT_MANIFEST = (
+    "INSERT INTO manifests (repository_id, digest, media_type, size, artifact_type, subject_digest,"
+    " annotations, created_at, config_digest, image_size, platform)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
+)
 
 
 class ContentStore:
@@ -233,9 +238,11 @@ class ContentStore:
             if parsed.is_index:
                 facts = ImageFacts(None, size, None)
             if children:
+                # Locked (PostgreSQL) as they are checked: garbage collection cannot delete a
+                # child between this check and our commit (meta/gc.py delete_manifest_if_unkept).
                 sizes: dict[str, int | None] = dict(cur.all(  # type: ignore[arg-type]
-                    f"SELECT digest, image_size FROM manifests WHERE repository_id = ? AND digest IN ({marks(len(children))})",
-                    [repo_id, *children]))
+                    f"SELECT digest, image_size FROM manifests WHERE repository_id = ? AND digest IN ({marks(len(children))})"
+                    + cur.key_share, [repo_id, *children]))
                 missing = sorted(children - sizes.keys())
                 if missing:
                     raise ManifestBlobUnknown(
@@ -250,15 +257,14 @@ class ContentStore:
                         (digest, size, now))
             cur.execute("INSERT INTO manifest_contents (digest, content) VALUES (?, ?) ON CONFLICT DO NOTHING",
                         (digest, data))
-            inserted = cur.one(
-                "INSERT INTO manifests (repository_id, digest, media_type, size, artifact_type, subject_digest,"
-                " annotations, created_at, config_digest, image_size, platform)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-                (repo_id, digest, parsed.media_type, size, parsed.effective_artifact_type(),
-                 parsed.subject.digest if parsed.subject else None,
-                 json.dumps(parsed.annotations) if parsed.annotations else None, now,
-                 facts.config_digest if facts else None, facts.image_size if facts else None,
-                 facts.platform if facts else None))
+            row = (repo_id, digest, parsed.media_type, size, parsed.effective_artifact_type(),
+                   parsed.subject.digest if parsed.subject else None,
+                   json.dumps(parsed.annotations) if parsed.annotations else None, now,
+                   facts.config_digest if facts else None, facts.image_size if facts else None,
+                   facts.platform if facts else None)
+            inserted = cur.one(_INSERT_MANIFEST, row)
+            if inserted is None and tag_names and not self.db.is_sqlite:
+                inserted = self._hold_existing(cur, repo_id, digest, row)
             if inserted is not None:
                 manifest_id = inserted[0]
                 cur.execute_many("INSERT INTO manifest_blobs (manifest_id, digest) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -272,6 +278,23 @@ class ContentStore:
                 " updated_at = excluded.updated_at",
                 [(repo_id, tag, digest, now) for tag in tag_names])
             cur.execute("UPDATE repositories SET last_push_at = ? WHERE id = ?", (now, repo_id))
+
+    @staticmethod
+    def _hold_existing(cur: RawCursor, repo_id: int, digest: str, row: tuple[object, ...]) -> tuple[object, ...] | None:
+        """The manifest being tagged is in the repository already (PostgreSQL): lock its row until
+        we commit, so that garbage collection, which may be deleting it as untagged, either
+        finishes first or waits for our tag and then sees it (meta/gc.py delete_manifest_if_unkept).
+        Our INSERT … ON CONFLICT DO NOTHING took no lock. When GC's delete won (the locking SELECT
+        waited for it and finds no row), the manifest is stored again from the pushed bytes:
+        returns the new row's id, or None when the existing row is held."""
+        for _ in range(3):  # each round means another transaction removed or re-created the row meanwhile
+            if cur.one("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?" + cur.key_share,
+                       (repo_id, digest)) is not None:
+                return None
+            inserted = cur.one(_INSERT_MANIFEST, row)
+            if inserted is not None:
+                return inserted
+        raise ManifestBlobUnknown(f"manifest {digest} was removed while it was tagged; push it again", {"digest": digest})
 
     def manifest_content(self, digest: str) -> bytes | None:
         """A manifest's bytes, or None for one pushed before they were kept here (migration

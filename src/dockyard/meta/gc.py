@@ -82,6 +82,17 @@ class GcStore:
                                          manifest_children.c.manifest_id == parent.c.id,
                                          parent.c.repository_id == manifests.c.repository_id))
         with self.db.write() as conn:
+            # PostgreSQL, READ COMMITTED: a statement sees only what was committed when it began,
+            # so the re-check alone misses a push that has checked this manifest and written an
+            # index listing it (or a tag on it) but not committed yet. Such a push holds a KEY
+            # SHARE lock on this row until it commits (ContentStore._put_manifest). Locking the
+            # row FOR UPDATE first waits for every such push; the DELETE after it is a new
+            # statement, with a new snapshot that includes their commits, so it sees their
+            # references. A push that comes after our lock waits for our commit, and then finds
+            # the manifest gone (an index fails cleanly; a tag PUT stores it again). SQLite
+            # serialises writers (BEGIN IMMEDIATE), so there FOR UPDATE is left out and moot.
+            if conn.execute(select(manifests.c.id).where(manifests.c.id == manifest_id).with_for_update()).first() is None:
+                return False  # deleted meanwhile (by a user)
             return bool(conn.execute(delete(manifests).where(manifests.c.id == manifest_id, still_untagged,
                                                              no_parent)).rowcount)
 

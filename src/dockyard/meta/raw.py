@@ -46,6 +46,13 @@ class RawCursor:
             return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         return value
 
+    @property
+    def key_share(self) -> str:
+        """` FOR KEY SHARE` to end a SELECT with on PostgreSQL: the rows read stay as they are
+        (no DELETE, no key change) until this transaction ends. Empty on SQLite, which has no
+        row locks and needs none: its writers are serialised."""
+        return "" if self._sqlite else " FOR KEY SHARE"
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         self._cur.execute(self._sql(sql), params)
