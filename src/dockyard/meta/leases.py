@@ -100,7 +100,7 @@ class Lease:
     name: str
     holder: str
     ttl_seconds: int
-    _renewed: float = field(default_factory=time.monotonic)
+    _renewed: float = field(default_factory=lambda: time.monotonic())
 
     def renew(self) -> None:
         """Renew when a third of the ttl has passed; raises LeaseLost when another node holds it."""

@@ -9,6 +9,9 @@
 3. Files in the store with no row (left by a crash) and older than the grace period are removed.
 
 The grace period protects a blob uploaded for a manifest that has not been pushed yet.
+
+With several nodes on one database, `run_if_due` and `purge_uploads_if_due` run the work once
+cluster-wide: each takes a lease (meta/leases.py) that only one node gets per interval.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from datetime import datetime, timedelta
 from dockyard.config import GcSettings
 from dockyard.meta.db import Database, utcnow
 from dockyard.meta.gc import GcStore
+from dockyard.meta.leases import Lease, LeaseStore, once
 from dockyard.storage.base import BlobStore
 
 Progress = Callable[[str, int], None]  # (stage, items done since last call)
+
+GC_LEASE = "gc"
+UPLOAD_PURGE_LEASE = "upload-purge"
 
 
 @dataclass
@@ -45,9 +52,30 @@ class GarbageCollector:
     def __init__(self, db: Database, store: BlobStore, settings: GcSettings,
                  purge_uploads: Callable[[], int] | None = None) -> None:
         self.meta = GcStore(db)
+        self.leases = LeaseStore(db)
         self.store = store
         self.settings = settings
         self.purge_uploads = purge_uploads
+
+    def run_if_due(self, holder: str, every_seconds: int) -> GcReport | None:
+        """`run()` (for real) if this node takes the lease "gc": nobody runs GC now and its last
+        run, on any node, started at least `every_seconds` ago. None when it did not run here.
+        `holder` names this node (meta/leases.node_holder()). The lease lasts the interval, at
+        least an hour, and is renewed as the sweeps go on, so a long GC keeps it and a node
+        that dies mid-run blocks GC for that long at most."""
+
+        def collect(lease: Lease) -> GcReport:
+            return self.run(progress=lambda _stage, _n: lease.renew())
+
+        return once(self.leases, GC_LEASE, holder, every_seconds, collect)
+
+    def purge_uploads_if_due(self, holder: str, every_seconds: int) -> int | None:
+        """The upload purge (`purge_uploads`) under its own lease, as `run_if_due` runs GC: the
+        number of sessions purged, or None when it did not run here."""
+        purge = self.purge_uploads
+        if purge is None:
+            return None
+        return once(self.leases, UPLOAD_PURGE_LEASE, holder, every_seconds, lambda _lease: purge())
 
     def run(self, dry_run: bool = False, delete_untagged: bool | None = None, progress: Progress | None = None) -> GcReport:
         report = GcReport(dry_run=dry_run)
