@@ -5,6 +5,8 @@ time, blobs and store files are checked in batches by digest, so the memory GC n
 by the largest repository and the batch size, not by the registry. Every delete re-checks its
 condition inside its own write transaction: what the scan saw may have changed since (a push,
 a tag, an index listing a manifest), and the re-check is what keeps GC safe while pushes go on.
+On PostgreSQL a manifest's re-check runs after a row lock that pushes referencing it also take
+(delete_manifest_if_unkept says why), so it sees pushes still in flight on other nodes too.
 """
 
 from __future__ import annotations
