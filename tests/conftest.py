@@ -4,6 +4,8 @@
   when DOCKYARD_TEST_POSTGRES is set (scripts/test sets it), on PostgreSQL too: every test that
   uses `db_url` runs once per database.
 - `server`: a real `dockyard serve` process on a free loopback port, for real clients.
+- `ceph_rgw` / `s3_bucket`: a real S3 server (Ceph RADOS Gateway) and a fresh bucket on it, from
+  tests/s3_support.py; tests that use them are marked `s3`.
 
 Tests marked `shared_harness` run the workspace's ../shared/e2e/run.sh as an extra; a clone
 without it (as anyone who clones Dockyard has it) deselects them rather than skipping them, so a
@@ -31,6 +33,7 @@ from dockyard.app import build_services, create_app
 from dockyard.auth.passwords import hash_password
 from dockyard.config import Settings, load_settings
 from dockyard.meta.migrate import upgrade
+from tests.s3_support import ceph_rgw, s3_bucket  # noqa: F401  (fixtures, found by name)
 
 ADMIN = ("admin", "admin-password")
 ROOT = Path(__file__).resolve().parents[1]
