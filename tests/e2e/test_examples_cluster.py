@@ -1,0 +1,151 @@
+"""examples/cluster/start runs what it promises: PostgreSQL, Ceph RGW, two `dockyard serve` nodes and
+nginx round-robin on loopback, answering `skopeo login`, a push and a pull through the balancer with
+token auth; `--stop` leaves no process behind.
+
+The script starts its own gateway (not the session's `ceph_rgw`), so this test is marked `s3` only
+for what it needs installed. It needs root, as the script does (apt-get, PostgreSQL as `postgres`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port
+from tests.e2e import clients as cl
+from tests.e2e.clients import ClientEnv
+
+pytestmark = [pytest.mark.e2e, pytest.mark.s3]
+START = ROOT / "examples" / "cluster" / "start"
+START_TIMEOUT = 600.0  # apt-get and pip when something is missing; the start itself takes ~30 s
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` runs; a zombie waiting for its parent to reap it does not count."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+class Cluster:
+    """One examples/cluster/start run in a state directory of its own."""
+
+    def __init__(self, state: Path, port: int, password: str) -> None:
+        self.state, self.port, self.password = state, port, password
+        self.address = f"127.0.0.1:{port}"
+        self.pids: list[int] = []
+        self.start_seconds = 0.0
+
+    def _run(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        # Output to a file, not a pipe: a daemon that kept the pipe open would hold up the read.
+        out = self.state.parent / f"start{'-stop' if '--stop' in args else ''}.out"
+        env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": self.password,
+               # The script's watchdog stops the cluster should this test run die by SIGKILL.
+               "DOCKYARD_CLUSTER_OWNER_PID": str(os.getpid())}
+        with open(out, "w") as f:
+            proc = subprocess.run([str(START), "--state", str(self.state), *args], env=env, stdout=f,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, text=True,
+                                  start_new_session=True)
+        proc.stdout = out.read_text()
+        return proc
+
+    def start(self) -> dict[str, str]:
+        began = time.monotonic()
+        proc = self._run("--port", str(self.port), timeout=START_TIMEOUT)
+        self.start_seconds = time.monotonic() - began
+        pids = self.state / "pids"
+        if pids.exists():
+            self.pids = [int(p) for p in pids.read_text().split()]
+        assert proc.returncode == 0, f"examples/cluster/start failed ({proc.returncode}):\n{proc.stdout[-4000:]}"
+        return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line and line[:1].isupper())
+
+    def stop(self) -> None:
+        proc = self._run("--stop", timeout=120)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+
+    def kill_leftovers(self) -> None:
+        """Whatever a failed stop left: SIGKILL by the recorded PIDs (bounded wait)."""
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while any(_running(p) for p in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    if os.geteuid() != 0 or not (shutil.which("radosgw") or shutil.which("apt-get")):
+        if os.environ.get("CI"):
+            pytest.fail("examples/cluster/start needs root (and apt-get or the packages): run through scripts/test")
+        pytest.skip("examples/cluster/start needs root (and apt-get or the packages)")
+    c = Cluster(tmp_path / "state", free_port(), "cluster-" + os.urandom(6).hex())
+    try:
+        yield c
+    finally:
+        try:
+            c.stop()  # idempotent: nothing to do when the test stopped it already
+        finally:
+            c.kill_leftovers()
+
+
+@pytest.fixture
+def env() -> Iterator[ClientEnv]:
+    with cl.client_env() as e:
+        yield e
+
+
+@pytest.mark.timeout(900)
+def test_cluster_starts_and_answers_login_push_pull_through_the_balancer(
+        cluster: Cluster, env: ClientEnv, tmp_path: Path) -> None:
+    details = cluster.start()
+    url, address = details["URL"], cluster.address
+    assert url == f"http://{address}"
+    assert details["ADMIN_PASSWORD"] == cluster.password
+    assert len(cluster.pids) >= 7, cluster.pids  # mon, osd, radosgw, two nodes, postgres, nginx
+    assert all(_running(p) for p in cluster.pids)
+
+    # Token auth only: Basic credentials straight on /v2/ are not taken, the token endpoint's are.
+    with httpx.Client(timeout=10) as http:
+        assert http.get(f"{url}/v2/", auth=("admin", cluster.password)).status_code == 401
+        token = http.get(f"{url}/auth/token", params={"service": "dockyard"}, auth=("admin", cluster.password))
+        assert token.status_code == 200 and token.json()["token"]
+
+    images = cl.build_images(tmp_path / "images", nonce=os.urandom(8))
+    env.run("skopeo", "login", "--tls-verify=false", "-u", "admin", "--password-stdin", address,
+            input=cluster.password + "\n")
+    began = time.monotonic()
+    env.run("skopeo", "copy", "--retry-times", "0", "--dest-tls-verify=false",
+            images.ref("amd64"), f"docker://{address}/cluster/app:1")
+    env.run("skopeo", "copy", "--retry-times", "0", "--all", "--dest-tls-verify=false",
+            images.ref("multi"), f"docker://{address}/cluster/app:multi")
+    pulled = tmp_path / "pulled"
+    env.run("skopeo", "copy", "--retry-times", "0", "--src-tls-verify=false",
+            f"docker://{address}/cluster/app:1", f"oci:{pulled}:1")
+    env.run("skopeo", "copy", "--retry-times", "0", "--all", "--src-tls-verify=false",
+            f"docker://{address}/cluster/app:multi", f"oci:{pulled}:multi")
+    clients_seconds = time.monotonic() - began
+    assert cl.verify_layout(pulled, "1") == images.digests["amd64"]
+    assert cl.verify_layout(pulled, "multi") == images.digests["multi"]
+
+    # Round-robin: both nodes served registry requests, tokens one node issued included.
+    log = (cluster.state / "lb" / "access.log").read_text().splitlines()
+    nodes = {line.split(" up=")[1].split()[0] for line in log if " up=" in line and "/v2/cluster/" in line}
+    assert len(nodes) == 2, nodes
+
+    cluster.stop()
+    assert not [p for p in cluster.pids if _running(p)], "processes left after --stop"
+    assert not (cluster.state / "pgdir").exists()
+    print(f"cluster start {cluster.start_seconds:.1f} s, login/push/pull {clients_seconds:.1f} s")
