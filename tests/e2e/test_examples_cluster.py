@@ -2,8 +2,9 @@
 nginx round-robin on loopback, answering `skopeo login`, a push and a pull through the balancer with
 token auth; `--stop` leaves no process behind.
 
-The script starts its own gateway (not the session's `ceph_rgw`), so this test is marked `s3` only
-for what it needs installed. It needs root, as the script does (apt-get, PostgreSQL as `postgres`).
+The script starts its own gateway (not the session's `ceph_rgw`), so the cluster test is marked `s3`
+only for what it needs installed. It needs root, as the script does (apt-get, PostgreSQL as
+`postgres`). The config the nodes read is checked on its own, without starting anything.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dockyard.config import load_settings
 from tests.conftest import ROOT, free_port
 from tests.e2e import clients as cl
 from tests.e2e.clients import ClientEnv
 
-pytestmark = [pytest.mark.e2e, pytest.mark.s3]
 START = ROOT / "examples" / "cluster" / "start"
+CONFIG = ROOT / "examples" / "cluster" / "dockyard.yaml"
 START_TIMEOUT = 600.0  # apt-get and pip when something is missing; the start itself takes ~30 s
 
 
@@ -107,6 +109,30 @@ def env() -> Iterator[ClientEnv]:
         yield e
 
 
+def test_cluster_config_with_the_environment_the_start_script_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file gives what all nodes share; DOCKYARD_* variables (the script's, or a systemd
+    EnvironmentFile's) fill in the rest without dropping the file's neighbouring keys."""
+    for name in list(os.environ):
+        if name.startswith("DOCKYARD_"):
+            monkeypatch.delenv(name)
+    for name, value in {"DOCKYARD_SERVER__LISTEN": "127.0.0.1:5002", "DOCKYARD_DATA_DIR": "/srv/node2",
+                        "DOCKYARD_DATABASE__URL": "postgresql+psycopg://dockyard:pw@127.0.0.1:5433/dockyard",
+                        "DOCKYARD_STORAGE__S3__ENDPOINT": "http://127.0.0.1:7481",
+                        "DOCKYARD_STORAGE__S3__ACCESS_KEY_ID": "ak", "DOCKYARD_STORAGE__S3__SECRET_ACCESS_KEY": "sk",
+                        "DOCKYARD_AUTH__SIGNING_KEY_FILE": "/srv/shared/key.pem"}.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings(CONFIG)
+    assert s.server.listen == "127.0.0.1:5002" and s.data_dir == Path("/srv/node2")
+    assert s.server.trusted_proxies == ["127.0.0.1"]
+    assert s.database_url == "postgresql+psycopg://dockyard:pw@127.0.0.1:5433/dockyard"
+    assert s.storage.driver == "s3" and s.storage.s3.path_style and s.storage.s3.bucket == "dockyard"
+    assert s.storage.s3.endpoint == "http://127.0.0.1:7481" and s.storage.s3.access_key_id == "ak"
+    assert s.key_path == Path("/srv/shared/key.pem")
+    assert s.auth.basic_on_registry is False  # token auth only
+
+
+@pytest.mark.e2e
+@pytest.mark.s3
 @pytest.mark.timeout(900)
 def test_cluster_starts_and_answers_login_push_pull_through_the_balancer(
         cluster: Cluster, env: ClientEnv, tmp_path: Path) -> None:
