@@ -29,9 +29,11 @@ def blob_length(ctx: RegistryContext, request: Request) -> int | None:
     """The Content-Length of a blob body, refused before anything is read when the staging
     area's file system cannot take it: 413 when it is larger than the whole file system
     (`Content-Length: 100000000000000000` can never fit), 507 like any full disk when it is
-    larger than the room left now (an operator can free space, and the client may retry)."""
+    larger than the room left now (an operator can free space, and the client may retry).
+    Only for the fs store: an object store has no file system here to ask (and no staging
+    directory: statvfs would fail)."""
     length = content_length(request)
-    if length is not None and length > 0:
+    if length is not None and length > 0 and ctx.settings.storage.driver == "fs":
         stat = os.statvfs(ctx.settings.upload_root)
         if length > stat.f_blocks * stat.f_frsize:
             raise BlobTooLarge(f"Content-Length {length} is more than the registry's storage can ever hold",
