@@ -5,8 +5,11 @@ Only the protocol is used, the way the registry drives it (registry/uploads.py):
 uploads (new_blob -> write -> hexdigest -> finish -> seal -> place), upload sessions whose state
 goes through the database row between chunks (so here through JSON) and whose chunks may arrive
 at any node (so here at a new store instance), all-or-nothing chunks, deletion, listing for GC and
-the purge of staged data. The S3 store gets a 5 MiB part size (S3's minimum), so parts, buffering
-of small chunks and multipart completion are all exercised with a few MiB of data.
+the purge of staged data. Staging a session's bytes (`session_stage`) ends it, as in the registry
+where only the commit does it: a session is staged only once it takes no more chunks.
+
+The S3 store gets a 5 MiB part size (S3's minimum), so parts, buffering of small chunks and
+multipart completion are all exercised with a few MiB of data.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ import httpx
 import pytest
 
 from dockyard.storage.base import BlobStore, SessionState, SessionWriter, Staged
+from tests.s3_support import S3Server, empty_and_delete
 
 KiB, MiB = 1 << 10, 1 << 20
 PART = 5 * MiB  # the S3 store's part size here
@@ -37,6 +41,19 @@ PART = 5 * MiB  # the S3 store's part size here
 class Backend:
     kind: str
     make: Callable[[], BlobStore]  # a new store instance on the same storage: another node
+
+
+@pytest.fixture(scope="module")
+def contract_bucket(ceph_rgw: S3Server) -> Iterator[tuple[S3Server, str]]:
+    """One bucket for the module, each test under its own key prefix: creating and deleting a
+    bucket per test (tests/s3_support.py's `s3_bucket`) took as long as the tests themselves."""
+    client = ceph_rgw.client()
+    name = f"c-{uuid.uuid4().hex[:20]}"
+    client.create_bucket(Bucket=name)
+    try:
+        yield ceph_rgw, name
+    finally:
+        empty_and_delete(client, name)
 
 
 @pytest.fixture(params=["fs", pytest.param("s3", marks=pytest.mark.s3)])
@@ -49,10 +66,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         pytest.skip("dockyard.storage.s3 does not exist yet")
     from dockyard.storage.s3 import S3BlobStore
 
-    server, bucket = request.getfixturevalue("s3_bucket")
+    server, bucket = request.getfixturevalue("contract_bucket")
+    prefix = f"t{uuid.uuid4().hex[:16]}/"  # this test's part of the bucket: the store sees nothing else
     return Backend("s3", lambda: S3BlobStore(
         bucket=bucket, endpoint=server.endpoint, region=server.region, access_key_id=server.access_key,
-        secret_access_key=server.secret_key, path_style=True, prefix="registry/", part_size=PART,
+        secret_access_key=server.secret_key, path_style=True, prefix=prefix, part_size=PART,
         presign_ttl=300))
 
 
@@ -246,7 +264,6 @@ def test_monolithic_upload(backend: Backend, store: BlobStore, size: int, algori
     before = stored(store)
     digest, staged = staged_blob(store, data, algorithm, announce)
     assert store.stat(digest) is None  # not visible before it is placed
-    assert staged.digest(algorithm) == digest.partition(":")[2]
     staged.place(digest)
     other = backend.make()  # another node sees it
     assert other.stat(digest) == size
@@ -373,11 +390,10 @@ def test_the_last_chunk_of_a_closing_put_is_not_recorded(backend: Backend, store
 def test_a_chunk_rolled_back_leaves_the_session_as_it_was(backend: Backend, store: BlobStore, junk_size: int) -> None:
     """A client that disconnects mid-chunk: the chunk is rolled back, and a retry from the recorded
     offset with the recorded state goes on as if it had never been sent."""
-    head = data_of(MiB + 5, seed=11)
-    upload_id, state = session_with(store, head)
+    head = data_of(PART + MiB + 5, seed=11)  # a part and a tail: the S3 store's multipart upload exists
+    upload_id, state = session_with(store, head, pieces=2)
     writer = chunk_writer(store, upload_id, state, len(head), data_of(junk_size, seed=12))
     writer.rollback()
-    assert_session_holds(backend.make(), upload_id, state, head)
     tail = data_of(PART + 17, seed=13)
     state = append(backend.make(), upload_id, state, len(head), tail)
     assert_session_holds(store, upload_id, state, head + tail)
@@ -387,12 +403,11 @@ def test_a_chunk_rolled_back_leaves_the_session_as_it_was(backend: Backend, stor
 def test_a_commit_the_database_refuses(backend: Backend, store: BlobStore, junk_size: int) -> None:
     """commit() returned a new state, but recording it failed (another request advanced the row, or
     the database is down): after rollback() the old state still describes the session exactly."""
-    head = data_of(3 * MiB, seed=14)
+    head = data_of(PART + 3 * MiB, seed=14)
     upload_id, state = session_with(store, head, pieces=3)
     writer = chunk_writer(store, upload_id, state, len(head), data_of(junk_size, seed=15))
     writer.commit()  # the new state is dropped: the row keeps `state`
     writer.rollback()
-    assert_session_holds(backend.make(), upload_id, state, head)
     tail = data_of(PART + 3, seed=16)
     state = append(backend.make(), upload_id, state, len(head), tail)
     assert_session_holds(store, upload_id, state, head + tail)
@@ -410,44 +425,54 @@ def test_an_empty_chunk_is_not_recorded(store: BlobStore) -> None:
     assert_session_holds(store, upload_id, state, head + tail)
 
 
-@pytest.mark.parametrize("order", ["loser-commits-last", "winner-superseded-first"])
+@pytest.mark.parametrize("order", ["interleaved", "one-after-the-other"])
+@pytest.mark.parametrize("head_size", [MiB, PART + MiB])  # a tail only; a part (a multipart upload) too
 def test_two_nodes_appending_at_the_same_offset(request: pytest.FixtureRequest, backend: Backend, store: BlobStore,
-                                                order: str) -> None:
-    """A retried PATCH on another node (or worker process) while the first is still running: both
-    write at the recorded offset, the database records one; the other's rollback must not touch what
-    the winner wrote."""
+                                                order: str, head_size: int) -> None:
+    """A PATCH retried on another node (or worker process) while the first is still running: both
+    read the same row and write at its offset, the database records one; the other's writes and
+    its rollback must not touch what the winner wrote."""
     if backend.kind == "fs":
         # Both chunks write into the one staging file at the same offset, and the loser's rollback
         # truncates it to that offset: the winner's bytes are lost while its row (offset, sha256 so
         # far) says they are there. Reported to the lead (issue 9); remove once fs.py is fixed.
         request.applymarker(pytest.mark.xfail(reason="fs: concurrent chunks of one session share a file", strict=True))
-    head = data_of(MiB, seed=19)
-    upload_id, state = session_with(store, head)
+    head = data_of(head_size, seed=19)
+    upload_id, state = session_with(store, head, pieces=2)
     win, lose = data_of(PART + 2 * MiB, seed=20), data_of(PART + 2 * MiB, seed=21)
     winner = store.session_append(upload_id, roundtrip(state), len(head), None)
     loser = backend.make().session_append(upload_id, roundtrip(state), len(head), None)
-    feed(winner, win)
-    feed(loser, lose)
-    if order == "loser-commits-last":
+    if order == "interleaved":
+        feed(winner, win)
+        feed(loser, lose)
         new_state = roundtrip(winner.commit())
         loser.commit()
         loser.rollback()  # the database refused its advance
         winner.superseded()
-    else:
+    else:  # the loser's bytes land last
+        feed(winner, win)
         new_state = roundtrip(winner.commit())
         winner.superseded()
+        feed(loser, lose)
         loser.commit()
         loser.rollback()
     assert_session_holds(backend.make(), upload_id, new_state, head + win)
 
 
-def test_session_delete(backend: Backend, store: BlobStore) -> None:
-    data = data_of(PART + MiB, seed=22)
+@pytest.mark.parametrize("size", [1000, PART, PART + MiB])
+def test_session_delete(backend: Backend, store: BlobStore, size: int) -> None:
+    """Deleted (cancelled, purged) is gone, from any node: staging or appending to it again raises
+    FileNotFoundError (the registry answers BLOB_UPLOAD_UNKNOWN: the client starts again)."""
+    data = data_of(size, seed=22)
     upload_id, state = session_with(store, data, pieces=2)
     store.session_delete(upload_id, state)
     backend.make().session_delete(upload_id, state)  # idempotent, from any node
     with pytest.raises(FileNotFoundError):
         store.session_stage(upload_id, roundtrip(state), len(data))
+    with pytest.raises(FileNotFoundError):  # when asked for the writer, or at the latest at commit
+        writer = store.session_append(upload_id, roundtrip(state), len(data), None)
+        feed(writer, data_of(PART, seed=23))
+        writer.commit()
     assert_nothing_staged(store)
 
 
@@ -461,7 +486,8 @@ def test_session_orphans(backend: Backend, store: BlobStore) -> None:
     cut_short = store.new_blob("sha256", None, None)  # a monolithic upload whose node crashed
     feed(cut_short, data_of(PART + 10, seed=25))
 
-    # Nothing is older than an hour ago: nothing goes.
+    # Nothing is older than an hour ago: nothing goes. (Staging ends a session: only the dead one is
+    # staged to check it is whole.)
     assert store.session_orphans(set(), time.time() - 3600) == 0
     assert_session_holds(store, dead, dead_state, dead_data)
 
@@ -469,11 +495,11 @@ def test_session_orphans(backend: Backend, store: BlobStore) -> None:
     assert other.session_orphans({live, fresh}, far_future()) >= 2  # the dead session, the cut-short upload
     with pytest.raises(FileNotFoundError):
         other.session_stage(dead, roundtrip(dead_state), len(dead_data))
-    assert_session_holds(store, live, live_state, live_data)
-    assert_session_holds(store, fresh, fresh_state, b"")
     more = data_of(100, seed=26)
     live_state = append(store, live, live_state, len(live_data), more)  # it goes on
+    fresh_state = append(store, fresh, fresh_state, 0, more)
     assert_session_holds(store, live, live_state, live_data + more)
+    assert_session_holds(store, fresh, fresh_state, more)
     assert stored(store) == {blob}
     assert store.session_orphans({live, fresh}, far_future()) == 0
 
@@ -525,7 +551,7 @@ def test_iter_blobs_lists_exactly_the_stored_blobs(store: BlobStore) -> None:
 # -- concurrency ------------------------------------------------------------------------------------
 def test_two_nodes_placing_the_same_digest_at_once(backend: Backend) -> None:
     """The same layer pushed through two nodes at once: both placements succeed, the blob is whole."""
-    for round_ in range(3):
+    for round_, ways in enumerate([(False, False), (False, True)]):  # monolithic twice; and with a session
         data = data_of(PART + MiB + round_, seed=60 + round_)
         digest = digest_of(data)
         barrier = threading.Barrier(2, timeout=60)
@@ -549,7 +575,7 @@ def test_two_nodes_placing_the_same_digest_at_once(backend: Backend) -> None:
                 barrier.abort()
                 errors.append(exc)
 
-        threads = [threading.Thread(target=push, args=(via,)) for via in (round_ % 2 == 0, True)]
+        threads = [threading.Thread(target=push, args=(via,)) for via in ways]
         for t in threads:
             t.start()
         for t in threads:
