@@ -138,6 +138,7 @@ def cluster(root: Path, s3: S3Server, nodes: int = 2, db_url: str | None = None,
     password = "e2e-" + uuid.uuid4().hex[:12]
     group = Cluster([Node(chr(ord("a") + i), root / f"node-{i}" / "data", password, config) for i in range(nodes)],
                     db_url, s3, bucket, key_file, "admin", password)
+    problems: list[str] = []
     try:
         for node in group.nodes:
             node.start()
@@ -145,14 +146,22 @@ def cluster(root: Path, s3: S3Server, nodes: int = 2, db_url: str | None = None,
     finally:
         for node in group.nodes:
             node.stop()
-        try:
-            problems = bucket_problems(group)
-        finally:
+        if _bucket_exists(s3, bucket):  # not when the first node failed to start
             try:
+                problems = bucket_problems(group)
+            finally:
                 empty_and_delete(s3.client(), bucket)
-            except Exception:  # the bucket was never created (a node failed to start)
-                pass
     assert problems == []
+
+
+def _bucket_exists(s3: S3Server, bucket: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.client().head_bucket(Bucket=bucket)
+    except ClientError:
+        return False
+    return True
 
 
 def token(base_url: str, user: str, password: str, *scopes: str, service: str = "dockyard") -> str:

@@ -33,7 +33,7 @@ from tests.e2e.cluster import (
     OCI_MANIFEST, Cluster, Node, Pusher, api, close_upload, cluster, get_blob, manifest_for, patch, path_of,
     push_monolithic, put_manifest, require_postgres, sha256, start_upload, token,
 )
-from tests.e2e.helpers_raw import wait_until
+from tests.e2e.helpers_raw import RawConn, wait_until
 from tests.s3_support import S3Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.s3, pytest.mark.postgres]
@@ -140,12 +140,50 @@ def test_token_from_one_node_works_on_the_other(nodes: Cluster) -> None:
     assert nodes.key_file.is_file()
 
 
+def test_tag_moved_or_deleted_on_one_node_is_seen_at_once_on_the_other(nodes: Cluster) -> None:
+    """No node serves from a stale cache: B answers what A wrote a moment ago."""
+    a, b = nodes.nodes
+    repo = "cluster/cache"
+    bearer = token(a.url, nodes.user, nodes.password, f"repository:{repo}:pull,push,delete")
+    layer, configs = os.urandom(1000), [f'{{"os":"linux","n":{n}}}'.encode() for n in (1, 2)]
+    first, second = (manifest_for(config, [layer]) for config in configs)
+    with api(a.url, bearer) as ca, api(b.url, bearer) as cb:
+        for blob in (layer, *configs):
+            assert push_monolithic(ca, repo, blob).status_code == 201
+
+        def served(ref: str) -> tuple[int, bytes]:
+            r = cb.get(f"/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
+            return r.status_code, r.content
+
+        assert put_manifest(ca, repo, "t", first).status_code == 201
+        assert served("t") == (200, first) and served(sha256(first)) == (200, first)  # B has seen it
+        assert put_manifest(ca, repo, "t", second).status_code == 201  # the tag moves on A
+        assert served("t") == (200, second)
+        assert ca.delete(f"/v2/{repo}/manifests/{sha256(second)}").status_code == 202
+        assert served("t")[0] == 404 and served(sha256(second))[0] == 404
+        assert served(sha256(first)) == (200, first)
+        tags = cb.get(f"/v2/{repo}/tags/list")
+        assert tags.status_code == 200 and tags.json()["tags"] in (None, []), tags.text
+
+
 # -- 3. an upload open on one node survives the other node's restart ------------------------------------
+def staged_pieces(group: Cluster, location: str) -> int:
+    """How many parts and objects the store holds for the upload at `location` (its id ends the path)."""
+    s3, prefix = group.s3_client(), f"uploads/{location.rstrip('/').rsplit('/', 1)[-1]}/"
+    pieces = len(s3.list_objects_v2(Bucket=group.bucket, Prefix=prefix).get("Contents", []))
+    for mpu in s3.list_multipart_uploads(Bucket=group.bucket, Prefix=prefix).get("Uploads", []):
+        pieces += len(s3.list_parts(Bucket=group.bucket, Key=mpu["Key"], UploadId=mpu["UploadId"]).get("Parts", []))
+    return pieces
+
+
 def test_upload_open_on_one_node_survives_the_other_nodes_restarts(nodes: Cluster) -> None:
+    """Sessions opened on A (over the part size, under it, and still empty) survive B's clean restart
+    and B's crash in the middle of a PATCH of one of them: A reports the offset acknowledged before
+    the crash, the upload goes on from there, and each finishes via both nodes."""
     a, b = nodes.nodes
     repo = "cluster/restart"
     bearer = pull_push(nodes, a.url, repo)
-    big = os.urandom(6 * MiB + 5 + 3 * MiB + 2 * MiB)  # a first chunk over the part size
+    big = os.urandom(6 * MiB + 5 + 3 * MiB + 12 * MiB)  # a first chunk over the part size
     small = os.urandom(1 * MiB + 2 * MiB + 77)  # chunks that stay under it until the end
     empty_first = os.urandom(400_000)  # a session with no data yet when B restarts
     with api(a.url, bearer) as ca:
@@ -166,12 +204,22 @@ def test_upload_open_on_one_node_survives_the_other_nodes_restarts(nodes: Cluste
         assert r.status_code == 202, r.text
         loc_small = path_of(r.headers["location"])
 
-    b.restart(signal.SIGKILL)  # a crash and a start
+    # B crashes while it streams the last 12 MiB of `big` into the store (8 MiB of them sent)
+    acked = 9 * MiB + 5
+    pieces = staged_pieces(nodes, loc_big)
+    conn = RawConn(b.port)
+    conn.send_head("PATCH", loc_big, {"Authorization": f"Bearer {bearer}", "Content-Type": "application/octet-stream",
+                                      "Content-Range": f"{acked}-{len(big) - 1}", "Content-Length": str(len(big) - acked)})
+    conn.send(big[acked:acked + 8 * MiB])
+    assert wait_until(lambda: staged_pieces(nodes, loc_big) > pieces, timeout=20, interval=0.1), "B wrote nothing"
+    b.restart(signal.SIGKILL)
+    conn.reset()
     with api(a.url, bearer) as ca, api(b.url, bearer) as cb:
-        for loc, done in ((loc_big, 9 * MiB + 5), (loc_small, 3 * MiB), (loc_empty, 0)):
-            status = ca.get(loc)
-            assert status.status_code == 204 and status.headers["range"] == f"0-{max(done - 1, 0)}", status.text
-        r = patch(ca, loc_big, 9 * MiB + 5, big[9 * MiB + 5:])
+        for loc, done in ((loc_big, acked), (loc_small, 3 * MiB), (loc_empty, 0)):
+            for c in (ca, cb):
+                status = c.get(loc)
+                assert status.status_code == 204 and status.headers["range"] == f"0-{max(done - 1, 0)}", status.text
+        r = patch(ca, loc_big, acked, big[acked:])
         assert r.status_code == 202, r.text
         assert close_upload(cb, path_of(r.headers["location"]), sha256(big)).status_code == 201
         assert close_upload(ca, loc_small, sha256(small), small[3 * MiB:]).status_code == 201
@@ -181,6 +229,42 @@ def test_upload_open_on_one_node_survives_the_other_nodes_restarts(nodes: Cluste
         for data in (big, small, empty_first):
             assert get_blob(ca, repo, sha256(data)) == data
             assert get_blob(cb, repo, sha256(data)) == data
+
+
+def test_same_chunk_on_both_nodes_at_once_one_wins(nodes: Cluster) -> None:
+    """Two PATCHes at the same offset of one upload, one on each node, at the same time: one is
+    accepted, the other refused (416, the session moved meanwhile), and the blob is the winner's."""
+    a, b = nodes.nodes
+    repo = "cluster/race"
+    bearer = pull_push(nodes, a.url, repo)
+    head = os.urandom(1 * MiB)
+    tails = {"a": os.urandom(6 * MiB), "b": os.urandom(6 * MiB)}
+    with api(a.url, bearer) as ca, api(b.url, bearer) as cb:
+        location = start_upload(ca, repo)
+        r = patch(cb, location, 0, head)
+        assert r.status_code == 202, r.text
+        location = path_of(r.headers["location"])
+        answers: dict[str, httpx.Response] = {}
+        go = threading.Barrier(2, timeout=30)
+
+        def send(name: str, c: httpx.Client) -> None:
+            go.wait()
+            answers[name] = patch(c, location, len(head), tails[name])
+
+        racers = [threading.Thread(target=send, args=(n, c)) for n, c in (("a", ca), ("b", cb))]
+        for t in racers:
+            t.start()
+        for t in racers:
+            t.join(timeout=120)
+        statuses = sorted((answers[n].status_code, n) for n in ("a", "b"))
+        assert [s for s, _ in statuses] == [202, 416], {n: (r.status_code, r.text) for n, r in answers.items()}
+        winner = statuses[0][1]
+        loser = answers["b" if winner == "a" else "a"]
+        assert loser.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID", loser.text
+        data = head + tails[winner]
+        assert cb.get(location).headers["range"] == f"0-{len(data) - 1}"
+        assert close_upload(ca, location, sha256(data)).status_code == 201
+        assert get_blob(cb, repo, sha256(data)) == data
 
 
 # -- 4. GC once per interval, cluster-wide --------------------------------------------------------------
