@@ -22,7 +22,7 @@ from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.router import RegistryAPI
 from dockyard.api.management.routes import ManagementAPI
 from dockyard.api.token import TokenEndpoint
-from dockyard.auth.service import AuthService
+from dockyard.auth.service import ACCESS_CACHE_SECONDS, AuthService
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
 from dockyard.management.images import ImagesService
@@ -31,6 +31,7 @@ from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
 from dockyard.meta.credentials import CredentialStore
 from dockyard.meta.db import Database
+from dockyard.meta.leases import node_holder
 from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.queries import ManagementQueries
 from dockyard.meta.sessions import SessionStore
@@ -42,12 +43,10 @@ from dockyard.registry.blobs import BlobService
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.uploads import UploadService
-from dockyard.storage.fs import FsBlobStore, StagingArea
+from dockyard.storage.base import BlobStore
 from dockyard.web.routes import console_routes
 
 log = logging.getLogger("dockyard")
-
-BLOB_STORES = {"fs": FsBlobStore}
 
 
 @dataclass
@@ -70,32 +69,51 @@ class Services:
     images: ImagesService = field(init=False)
 
 
+def open_store(settings: Settings, durable_dirs: bool) -> BlobStore:
+    """The configured blob store. `durable_dirs`: fsync directories after a rename (fs), for a
+    database that keeps every committed row through a power loss (PostgreSQL)."""
+    storage = settings.storage
+    if storage.driver == "s3":
+        from dockyard.storage.s3 import S3BlobStore
+
+        s3 = storage.s3
+        return S3BlobStore(
+            bucket=s3.bucket, endpoint=s3.endpoint, region=s3.region, access_key_id=s3.access_key_id,
+            secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
+            path_style=s3.path_style, prefix=s3.prefix, part_size=s3.part_size_mib << 20,
+            presign_ttl=s3.presign_ttl_seconds)
+    from dockyard.storage.fs import FsBlobStore
+
+    return FsBlobStore(settings.blob_root, settings.upload_root, fsync=storage.fsync, fsync_dirs=durable_dirs)
+
+
 def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url, settings.database.pool_size)
-    store = BLOB_STORES[settings.storage.driver](settings.blob_root, fsync=settings.storage.fsync, fsync_dirs=not db.is_sqlite)
-    staging = StagingArea(settings.upload_root)
+    store = open_store(settings, durable_dirs=not db.is_sqlite)
+    # Process-local caches are exact only when this process sees every write: one process on
+    # SQLite (which one machine only can use). With PostgreSQL other nodes may write: no caches.
+    single_process = settings.server.workers == 1 and db.is_sqlite
     users = UserStore(db)
-    content = ContentStore(db, cache_repository_ids=settings.server.workers == 1)
+    content = ContentStore(db, cache_repository_ids=single_process)
     namespaces = NamespaceStore(db)
     credentials = CredentialStore(db)
     audit = AuditStore(db)
     tokens = TokenService(load_or_create_key(settings.key_path), settings.auth.issuer, settings.auth.service,
                           settings.auth.token_ttl_seconds, settings.auth.refresh_ttl_seconds)
-    # Process-local caches are exact only when this process sees every write.
-    single_process = settings.server.workers == 1
-    uploads = UploadService(UploadStore(db), content, staging, store, settings.storage.fsync)
+    uploads = UploadService(UploadStore(db), content, store)
     services = Services(
         settings=settings,
         db=db,
         users=users,
         content=content,
-        auth=AuthService(users, tokens, namespaces, credentials, settings.auth.account_password_for_registry),
+        auth=AuthService(users, tokens, namespaces, credentials, settings.auth.account_password_for_registry,
+                         access_cache_seconds=ACCESS_CACHE_SECONDS if single_process else 0.0),
         namespaces=namespaces,
         credentials=credentials,
         audit=audit,
         activity=Activity(audit),
         sessions=SessionStore(db),
-        blobs=BlobService(content, store),
+        blobs=BlobService(content, store, redirect=settings.storage.redirect),
         uploads=uploads,
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
         gc=GarbageCollector(db, store, settings.gc, lambda: uploads.purge(settings.uploads.purge_after_seconds)),
@@ -152,17 +170,23 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         jobs = []
         uploads = settings.uploads
-        purge = lambda: services.uploads.purge(uploads.purge_after_seconds)  # noqa: E731
-        # At startup a single worker has no upload in flight: a staging file without a session
-        # (a monolithic upload cut short by a crash) is garbage now, not in ten minutes.
-        orphan_after = 0 if settings.server.workers == 1 else 600
-        startup_purge = lambda: services.uploads.purge(uploads.purge_after_seconds, orphan_after)  # noqa: E731
+        holder = node_holder()
+        # Periodic work shared by the cluster runs once per interval on whichever node takes its
+        # lease first (meta/leases.py); the others skip that round.
+        purge = lambda: services.gc.purge_uploads_if_due(holder, uploads.purge_interval_seconds)  # noqa: E731
+        # At startup a single process on SQLite (so alone with its staging) has no upload in
+        # flight: a staging file without a session (a monolithic upload cut short by a crash) is
+        # garbage now, not in ten minutes. With PostgreSQL other nodes may be mid-upload, so only
+        # what is stale by age goes, as in the periodic purge.
+        alone = settings.server.workers == 1 and services.db.is_sqlite and not services.blobs.store.shared
+        startup_purge = lambda: services.uploads.purge(uploads.purge_after_seconds, 0 if alone else 600)  # noqa: E731
         await asyncio.get_running_loop().run_in_executor(None, startup_purge)
         if uploads.purge_interval_seconds:
             jobs.append(asyncio.create_task(_periodic("upload purge", uploads.purge_interval_seconds, purge)))
         if settings.gc.interval_seconds:
             def collect() -> None:
-                if services.gc.run().manifests:
+                report = services.gc.run_if_due(holder, settings.gc.interval_seconds)
+                if report is not None and report.manifests:
                     services.manifests.clear_cache()
 
             jobs.append(asyncio.create_task(_periodic("gc", settings.gc.interval_seconds, collect)))

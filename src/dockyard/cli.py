@@ -51,7 +51,25 @@ def _services(settings: Settings) -> Any:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = build_services(settings)
     upgrade(services.db)
+    _prepare_store(services)
     return services
+
+
+def _prepare_store(services: Any) -> None:
+    """An S3 store: create the bucket when it does not exist, and make sure no other installation
+    (another database) uses it: that one's GC would delete our blobs, ours theirs."""
+    from dockyard.meta.cluster import ClusterFacts
+    from dockyard.registry.cluster import StoreInUse, check_owner
+    from dockyard.storage.s3 import S3BlobStore
+
+    store = services.blobs.store
+    if not isinstance(store, S3BlobStore):
+        return
+    store.ensure_bucket()
+    try:
+        check_owner(store, ClusterFacts(services.db), claim=True)
+    except StoreInUse as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -193,8 +211,54 @@ def check_config(ctx: click.Context, file: Path | None) -> None:
     shown = settings.model_dump(mode="json")
     if shown.get("admin_password"):
         shown["admin_password"] = "***"
+    if settings.storage.driver == "s3":
+        _check_bucket(settings)
     click.echo("configuration is valid:")
     click.echo(json.dumps(shown, indent=2))
+
+
+def _check_bucket(settings: Settings) -> None:
+    """The bucket answers and takes a write; SQLite is refused when another installation (a
+    database elsewhere) uses the bucket: one SQLite database cannot be shared by several nodes."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dockyard.app import open_store
+    from dockyard.storage.s3 import S3BlobStore
+
+    store = open_store(settings, durable_dirs=False)
+    assert isinstance(store, S3BlobStore)
+    where = f"bucket {store.bucket} at {settings.storage.s3.endpoint or 'AWS S3'}"
+    try:
+        store.client.head_bucket(Bucket=store.bucket)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            click.echo(f"{where} does not exist yet; `dockyard serve` creates it", err=True)
+            return
+        raise click.ClickException(f"{where} is not reachable: {exc}") from None
+    except BotoCoreError as exc:
+        raise click.ClickException(f"{where} is not reachable: {exc}") from None
+    try:
+        store.check_writable()
+        owner = store.owner()
+    except (ClientError, BotoCoreError, OSError) as exc:
+        raise click.ClickException(f"{where} is not writable: {exc}") from None
+    click.echo(f"{where}: reachable and writable", err=True)
+    if owner is not None and settings.database_url.startswith("sqlite"):
+        ours = _installation_of(settings)
+        if ours != owner:
+            raise click.ClickException(
+                f"{where} is shared: it holds the blobs of Dockyard installation {owner}, and this node's database is "
+                f"SQLite ({'installation ' + ours if ours else 'a new one'}). A SQLite database serves one node only; "
+                "nodes sharing a bucket must share one PostgreSQL database (database.url).")
+
+
+def _installation_of(settings: Settings) -> str | None:
+    """The installation id in an existing SQLite database, without creating or migrating it."""
+    from dockyard.meta.cluster import fact_in_sqlite_file
+    from dockyard.registry.cluster import INSTALLATION
+
+    return fact_in_sqlite_file(Path(settings.database_url.removeprefix("sqlite:///")), INSTALLATION)
 
 
 @main.command()

@@ -72,10 +72,44 @@ class DatabaseSettings(_Section):
     pool_size: int = Field(10, ge=1, description="Connections kept open (PostgreSQL).")
 
 
+class S3Settings(_Section):
+    endpoint: str | None = Field(
+        None, description="URL of the S3 API with its scheme, e.g. http://127.0.0.1:9000 (Ceph RGW, MinIO), "
+        "https://oss-cn-hangzhou.aliyuncs.com (Aliyun OSS), https://cos.ap-guangzhou.myqcloud.com (Tencent COS). "
+        "Default: AWS S3 of the region."
+    )
+    bucket: str = Field("dockyard", min_length=3, max_length=63, description="Bucket (created by `dockyard serve` when it does not exist).")
+    region: str = Field("us-east-1", description="Region the requests are signed for.")
+    access_key_id: str | None = Field(None, description="Access key id. Default: the usual AWS sources (environment, profile, instance role).")
+    secret_access_key: SecretStr | None = Field(None, description="Secret access key.")
+    path_style: bool = Field(False, description="Path-style addressing (ENDPOINT/BUCKET/KEY) instead of virtual hosts; "
+                             "needed by Ceph RGW and MinIO without wildcard DNS.")
+    prefix: str = Field("", description="Key prefix of everything Dockyard writes in the bucket, e.g. `registry/`.")
+    part_size_mib: int = Field(8, ge=5, le=512, description="Size of multipart-upload parts (S3's minimum is 5 MiB).")
+    presign_ttl_seconds: int = Field(900, ge=60, le=7 * 86400, description="Lifetime of the presigned URLs of `storage.redirect`.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected a URL with its scheme, such as http://127.0.0.1:9000, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        return f"{value}/" if value else ""
+
+
 class StorageSettings(_Section):
-    driver: Literal["fs"] = Field("fs", description="Blob store: fs (local disk).")
-    root: Path | None = Field(None, description="Blob store directory. Default: DATA/blobs.")
-    fsync: bool = Field(True, description="fsync blobs before they become visible (crash safety).")
+    driver: Literal["fs", "s3"] = Field("fs", description="Blob store: fs (local disk) or s3 (an S3-compatible object store; "
+                                        "what several nodes share).")
+    root: Path | None = Field(None, description="Blob store directory (fs). Default: DATA/blobs.")
+    fsync: bool = Field(True, description="fsync blobs before they become visible (crash safety; fs).")
+    redirect: bool = Field(False, description="Answer blob GETs with a 307 to a presigned URL of the object store (s3) "
+                           "instead of streaming the bytes through this node.")
+    s3: S3Settings = S3Settings()
 
 
 class AuthSettings(_Section):
@@ -90,6 +124,10 @@ class AuthSettings(_Section):
         "password, temporary passwords and robot secrets."
     )
     temp_password_ttl_seconds: int = Field(3600, ge=60, le=30 * 86400, description="Default lifetime of a temporary password.")
+    signing_key_file: Path | None = Field(
+        None, description="PEM file of the EC P-256 key that signs tokens; written there when the file does not exist yet. "
+        "Nodes that serve one registry must share it. Default: DATA/keys/token-signing.pem."
+    )
 
 
 class UploadSettings(_Section):
@@ -172,7 +210,7 @@ class Settings(BaseSettings):
 
     @property
     def key_path(self) -> Path:
-        return (self.data_dir / "keys" / "token-signing.pem").resolve()
+        return (self.auth.signing_key_file or self.data_dir / "keys" / "token-signing.pem").resolve()
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -209,6 +247,8 @@ def settings_to_json(settings: Settings) -> str:
     data = settings.model_dump(mode="json")
     if settings.admin_password is not None:
         data["admin_password"] = settings.admin_password.get_secret_value()
+    if settings.storage.s3.secret_access_key is not None:
+        data["storage"]["s3"]["secret_access_key"] = settings.storage.s3.secret_access_key.get_secret_value()
     import json
 
     return json.dumps(data)

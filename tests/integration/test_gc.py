@@ -548,7 +548,7 @@ def test_orphan_sweep_spares_a_file_whose_upload_is_committing(services: Any) ->
     errors: list[BaseException] = []
 
     def place() -> None:
-        services.blobs.store.place(staged, digest)
+        services.blobs.store.session_stage("inflight", None, len(data)).place(digest)
         placed.set()
         release.wait(10)
 

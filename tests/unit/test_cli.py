@@ -302,7 +302,7 @@ def _seed_old_blob(data: Path, db_url: str, content: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(content).hexdigest()
         staged = svc.settings.upload_root / "seed"
         staged.write_bytes(content)
-        svc.content.add_blob("cli/repo", digest, len(content), lambda: svc.blobs.store.place(staged, digest))
+        svc.content.add_blob("cli/repo", digest, len(content), lambda: svc.blobs.store.session_stage("seed", None, len(content)).place(digest))
         past = utcnow() - timedelta(hours=2)
         with svc.db.write() as conn:
             conn.execute(update(blobs).values(created_at=past))

@@ -155,7 +155,7 @@ def test_good_listen_values(listen: str, host: str, port: int) -> None:
 
 @pytest.mark.parametrize("section, values", [
     ("server", {"engine": "hypercorn"}), ("server", {"workers": 0}), ("server", {"log_level": "verbose"}),
-    ("storage", {"driver": "s3"}), ("auth", {"token_ttl_seconds": 10}), ("limits", {"manifest_max_bytes": 1}),
+    ("storage", {"driver": "gcs"}), ("auth", {"token_ttl_seconds": 10}), ("limits", {"manifest_max_bytes": 1}),
 ])
 def test_out_of_range_values_are_rejected(section: str, values: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

@@ -74,7 +74,7 @@ def _readme_rows() -> dict[str, tuple[str, str]]:
     """README table rows keyed by setting: (env var, default), backticks stripped."""
     rows: dict[str, tuple[str, str]] = {}
     for line in README.read_text().splitlines():
-        m = re.match(r"^\|\s*`([a-z_.]+)`\s*\|\s*`(DOCKYARD_[A-Z_]+)`\s*\|\s*`([^`]*)`\s*\|", line)
+        m = re.match(r"^\|\s*`([a-z0-9_.]+)`\s*\|\s*`(DOCKYARD_[A-Z0-9_]+)`\s*\|\s*`([^`]*)`\s*\|", line)
         if m:
             rows[m.group(1)] = (m.group(2), m.group(3))
     return rows

@@ -13,7 +13,7 @@ import pytest
 from dockyard.core.errors import BlobUploadUnknown
 from dockyard.meta.uploads import UploadSession
 from dockyard.registry.uploads import UploadService
-from dockyard.storage.fs import StagingArea
+from dockyard.storage.fs import FsBlobStore
 
 
 class NoSessions:
@@ -28,7 +28,7 @@ async def body() -> Any:
 
 
 def service(tmp_path: Path) -> UploadService:
-    return UploadService(NoSessions(), None, StagingArea(tmp_path), None, fsync=False)  # type: ignore[arg-type]
+    return UploadService(NoSessions(), None, FsBlobStore(tmp_path / "b", tmp_path / "u", fsync=False))  # type: ignore[arg-type]
 
 
 def test_unknown_upload_ids_leave_no_lock(tmp_path: Path) -> None:

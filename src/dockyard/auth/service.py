@@ -53,7 +53,11 @@ class Caller:
 
 class AuthService:
     def __init__(self, users: UserStore, tokens: TokenService, namespaces: NamespaceStore,
-                 credentials: CredentialStore, account_password_for_registry: bool = True) -> None:
+                 credentials: CredentialStore, account_password_for_registry: bool = True,
+                 access_cache_seconds: float = ACCESS_CACHE_SECONDS) -> None:
+        # Decisions are cached only where every change is seen (one process): another node's
+        # change of roles or visibility would otherwise take effect here up to that long later.
+        self.access_cache_seconds = access_cache_seconds
         self.users = users
         self.tokens = tokens
         self.namespaces = namespaces
@@ -205,7 +209,7 @@ class AuthService:
             if principal is not None and principal.user is not None and not principal.user.is_admin:
                 role = self._roles_of(principal.user.username, now).get(facts.namespace)
             actions = frozenset(policy.repository_actions(principal, role, facts))
-            hit = (now + ACCESS_CACHE_SECONDS, actions)
+            hit = (now + self.access_cache_seconds, actions)
             self._access.put(key, hit)
         return policy.grant_actions(scope, hit[1])
 
@@ -213,7 +217,7 @@ class AuthService:
         # One query per user, not per repository: a catalog page asks for many repositories.
         hit = self._roles.get(username)
         if hit is None or hit[0] < now:
-            hit = (now + ACCESS_CACHE_SECONDS, self.namespaces.roles_of(username))
+            hit = (now + self.access_cache_seconds, self.namespaces.roles_of(username))
             self._roles.put(username, hit)
         return hit[1]
 

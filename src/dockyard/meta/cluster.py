@@ -9,7 +9,10 @@ nothing; the read after it is a new statement, so under READ COMMITTED it sees t
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -37,3 +40,16 @@ class ClusterFacts:
             insert_ignore(conn, cluster_facts, {"name": name, "value": candidate})
             value = conn.execute(select(cluster_facts.c.value).where(cluster_facts.c.name == name)).scalar_one()
         return str(value)
+
+
+def fact_in_sqlite_file(path: Path, name: str) -> str | None:
+    """A fact read from a SQLite database file that may not exist or not be migrated yet, without
+    creating or changing it (`dockyard check-config`)."""
+    if not path.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM cluster_facts WHERE name = ?", (name,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None

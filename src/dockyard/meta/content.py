@@ -153,7 +153,11 @@ class ContentStore:
         now = utcnow()
         with self.db.write() as conn:
             repo_id = self._repo(conn, repository)
-            insert_ignore(conn, blobs, {"digest": digest, "size": size, "created_at": now})
+            # An upsert, not an insert-if-absent: it locks an existing row for the rest of the
+            # transaction (PostgreSQL's DO NOTHING does not), so GC's delete of the row waits for
+            # us, or, if GC deleted it first, we wait and insert it again; either way the row,
+            # the bytes we place and our repository link stay together.
+            upsert(conn, blobs, {"digest": digest, "size": size, "created_at": now}, ["digest"], ["size"])
             place()
             if end_session is not None:
                 conn.execute(_DELETE_SESSION, {"id": end_session})
@@ -161,7 +165,14 @@ class ContentStore:
                    ["repository_id", "digest"], ["linked_at"])
 
     def link_blob(self, repository: str, digest: str, source: str | None) -> bool:
-        """Cross-repository mount. With `source`, only from that repository; without, from any."""
+        """Cross-repository mount. With `source`, only from that repository; without, from any.
+        False when there is nothing to mount (also when GC removed the blob meanwhile)."""
+        try:
+            return self._link_blob(repository, digest, source)
+        except IntegrityError:
+            return False  # GC deleted the blob between our check and our link (PostgreSQL)
+
+    def _link_blob(self, repository: str, digest: str, source: str | None) -> bool:
         with self.db.write() as conn:
             if source is not None:
                 q = (

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import BlobUnknown
 from dockyard.meta.content import ContentStore
-from dockyard.storage.base import BlobStore
+from dockyard.storage.base import BlobReader, BlobStore
 
 
 class BlobService:
-    def __init__(self, content: ContentStore, store: BlobStore) -> None:
+    def __init__(self, content: ContentStore, store: BlobStore, redirect: bool = False) -> None:
         self.content = content
         self.store = store
+        self.redirect = redirect
 
     def stat(self, repository: str, digest: str) -> int:
         """Size of the blob in the repository; raises BlobUnknown (or DigestInvalid)."""
@@ -24,13 +25,16 @@ class BlobService:
             raise BlobUnknown(f"blob {digest} is not in repository {repository}", {"digest": digest})
         return size
 
-    def locate(self, repository: str, digest: str) -> tuple[Path, int]:
-        """A local file to serve and its size; raises BlobUnknown."""
-        size = self.stat(repository, digest)
-        path = self.store.local_path(digest)
-        if path is None:
-            raise BlobUnknown(f"blob {digest} is recorded but its content is missing", {"digest": digest})
-        return path, size
+    async def open_range(self, digest: str, offset: int, length: int) -> BlobReader:
+        """Open bytes of a blob the caller may read (checked with `stat`) for sending. Raises
+        FileNotFoundError when the content is gone (garbage collection won a race)."""
+        if self.store.kind == "fs":  # a local open(2): cheaper than a hop to a worker thread
+            return self.store.open_range(digest, offset, length)
+        return await asyncio.get_running_loop().run_in_executor(None, self.store.open_range, digest, offset, length)
+
+    def redirect_url(self, digest: str) -> str | None:
+        """Where clients may fetch the blob straight from the store (`storage.redirect`), or None."""
+        return self.store.redirect_url(digest) if self.redirect else None
 
     def delete(self, repository: str, digest: str) -> None:
         """Unlink the blob from the repository; garbage collection reclaims the bytes later."""

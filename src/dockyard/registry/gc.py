@@ -127,9 +127,12 @@ class GarbageCollector:
                      ignore: set[int] | None = None) -> None:
         for digest, size in self._unreferenced(cutoff, ignore):
             tick("blobs", 1)
-            if dry_run or self.meta.delete_blob_if_unreferenced(digest, cutoff, self.store.delete):
+            if dry_run or self.meta.delete_blob_if_unreferenced(digest, cutoff, self._remove):
                 report.blobs.append(digest)
                 report.bytes_freed += size
+
+    def _remove(self, digest: str) -> None:
+        self.store.delete_many([digest])
 
     def _sweep_orphans(self, cutoff_ts: float, dry_run: bool, report: GcReport, tick: Progress) -> None:
         def old_files() -> Iterator[str]:
@@ -139,5 +142,5 @@ class GarbageCollector:
                     yield digest
 
         for digest in self.meta.unknown(old_files()):
-            if dry_run or self.meta.delete_orphan(digest, self.store.delete):
+            if dry_run or self.meta.delete_orphan(digest, self._remove):
                 report.orphan_files += 1

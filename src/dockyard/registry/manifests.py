@@ -153,8 +153,7 @@ class ManifestService:
         if not has_image_config(parsed) or config is None or config.size > limit:
             return None
         try:
-            with self.store.open(config.digest) as f:
-                data = f.read(limit + 1)
+            data = self.store.read_small(config.digest, limit + 1)
         except FileNotFoundError:
             return None
         return parse_config(data) if len(data) <= limit else None
@@ -193,7 +192,7 @@ class ManifestService:
             # Manifests pushed before migration 0005 are files in the blob store.
             data = self.content.manifest_content(digest)
             if data is None:
-                data = self.store.read_bytes(digest)
+                data = self.store.read_small(digest, 1 << 30)  # whole: checked against the limit when pushed
             self._bytes.put(digest, data)
         return data
 

@@ -1,10 +1,13 @@
 """Blob upload sessions: monolithic, streamed and chunked uploads, status, cancel and commit.
 
-A session's bytes go to a staging file; its committed length is the `offset` in the database.
-A chunk is all or nothing: when a client disconnects or sends the wrong length, the staging file
-is cut back to the offset it had before, so a retry can resume from a consistent state.
-The sha256 of what has arrived is kept in memory between chunks; when it is not there (another
-process, a restart, or a sha512 digest) the staging file is hashed again at commit.
+A session's bytes go to the blob store's staging (a file, or an S3 multipart upload); its
+committed length, the store's staging state and the sha256 of its bytes so far are in its
+database row, so any node can take its next chunk. A chunk is all or nothing: when a client
+disconnects or sends the wrong length, the staging is cut back to what the row describes, so a
+retry can resume from a consistent state. The sha256 state is kept in memory between chunks;
+when it is not there (another node took the previous chunk, a restart, or a sha512 digest) the
+staged bytes are hashed again at commit, unless the closing PUT adds nothing to what the row's
+digest covers.
 """
 
 from __future__ import annotations
@@ -13,24 +16,28 @@ import asyncio
 import contextlib
 import logging
 import hashlib
-import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
 from dockyard.meta.content import ContentStore
 from dockyard.meta.db import utcnow
 from dockyard.meta.uploads import UploadSession, UploadStore
-from dockyard.registry.ingest import FileSink, pump
-from dockyard.storage.base import BlobStore
-from dockyard.storage.fs import StagingArea
+from dockyard.registry.ingest import pump
+from dockyard.storage.base import BlobStore, SessionState, Staged
 
 
 log = logging.getLogger("dockyard.uploads")
+T = TypeVar("T")
+
+
+async def run_sync(fn: Callable[..., T], *args: Any) -> T:
+    """Blocking work (database, store) off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +64,6 @@ def parse_content_range(value: str | None) -> ChunkRange | None:
     return ChunkRange(start, end)
 
 
-def _hash_file(path: str, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
 def _well_formed(upload_id: str) -> bool:
     return upload_id.isalnum() and len(upload_id) <= 32  # ids are uuid4().hex
 
@@ -77,25 +74,30 @@ def _unknown(upload_id: str, repository: str | None = None) -> BlobUploadUnknown
 
 
 class UploadService:
-    def __init__(self, uploads: UploadStore, content: ContentStore, staging: StagingArea, blobs: BlobStore, fsync: bool) -> None:
+    def __init__(self, uploads: UploadStore, content: ContentStore, blobs: BlobStore) -> None:
         self.uploads = uploads
         self.content = content
-        self.staging = staging
         self.blobs = blobs
-        self.fsync = fsync
-        # upload id -> (offset the hash covers, sha256 state); per process, best effort.
+        # upload id -> (offset the hash covers, sha256 state); per process, best effort (the
+        # session row keeps the digest so far, so another node can check a closing PUT too).
         self._hashers: dict[str, tuple[int, Any]] = {}
         # upload id -> (lock, requests holding or awaiting it); an entry lives only while in use.
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
+    def check_room(self, length: int) -> None:
+        """Refuse a blob of `length` bytes before reading it when the store cannot take it:
+        BlobTooLarge (413) when it never could, OSError(ENOSPC) (507, like any full disk; the
+        client may retry once an operator freed space) when it cannot now."""
+        self.blobs.check_room(length)
+
     # -- sessions ---------------------------------------------------------------------------------
     def start(self, repository: str) -> UploadSession:
         upload_id = uuid.uuid4().hex
-        self.staging.create(upload_id)
+        state = self.blobs.session_start(upload_id)
         try:
-            return self.uploads.create(upload_id, repository)
+            return self.uploads.create(upload_id, repository, state)
         except BaseException:
-            self.staging.remove(upload_id)  # e.g. the database is full: no orphan file
+            self.blobs.session_delete(upload_id, state)  # e.g. the database is full: no orphan file
             raise
 
     def get(self, repository: str, upload_id: str) -> UploadSession:
@@ -105,10 +107,10 @@ class UploadService:
         return session
 
     def cancel(self, repository: str, upload_id: str) -> None:
-        self.get(repository, upload_id)
-        # The file first: on a full disk this frees space even when the database cannot be
+        session = self.get(repository, upload_id)
+        # The data first: on a full disk this frees space even when the database cannot be
         # written yet (a session without its file is dropped by the next request on it).
-        self.staging.remove(upload_id)
+        self.blobs.session_delete(upload_id, session.store_state)
         self._forget(upload_id)
         try:
             self.uploads.delete(upload_id)
@@ -120,8 +122,9 @@ class UploadService:
 
     @contextlib.asynccontextmanager
     async def _lock(self, upload_id: str) -> AsyncIterator[None]:
-        """One request at a time per session. Anyone may send any upload id, so a lock exists only
-        for a well-formed id and only while a request holds or awaits it: unknown ids leave nothing
+        """One request at a time per session in this process (across nodes the offset check in
+        the database decides). Anyone may send any upload id, so a lock exists only for a
+        well-formed id and only while a request holds or awaits it: unknown ids leave nothing
         behind. (All on the event loop's thread: no lock needed around the dict.)"""
         if not _well_formed(upload_id):
             raise _unknown(upload_id)
@@ -138,21 +141,27 @@ class UploadService:
             if not users[0] and self._locks.get(upload_id) is entry:
                 del self._locks[upload_id]
 
+    async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Opening a writer: a local open(2) on fs, cheaper inline than a hop to a worker thread;
+        network requests (S3) in a thread."""
+        return fn(*args) if self.blobs.kind == "fs" else await run_sync(fn, *args)
+
     # -- appending --------------------------------------------------------------------------------
     async def append(
         self, repository: str, upload_id: str, body: AsyncIterator[bytes], content_range: ChunkRange | None, content_length: int | None
     ) -> int:
         """Append one chunk; returns the new offset. RangeInvalid when the chunk is out of order."""
         async with self._lock(upload_id):
-            return await self._append_locked(repository, upload_id, body, content_range, content_length)
+            session = await run_sync(self.get, repository, upload_id)
+            return (await self._append_locked(session, body, content_range, content_length))[0]
 
     async def _append_locked(
-        self, repository: str, upload_id: str, body: AsyncIterator[bytes], content_range: ChunkRange | None,
+        self, session: UploadSession, body: AsyncIterator[bytes], content_range: ChunkRange | None,
         content_length: int | None, record: bool = True,
-    ) -> int:
-        loop = asyncio.get_running_loop()
-        session = await loop.run_in_executor(None, self.get, repository, upload_id)
-        offset = session.offset
+    ) -> tuple[int, SessionState]:
+        """The new offset and staging state. The last chunk of a closing PUT is not recorded
+        (`record`): the commit ends the session anyway."""
+        upload_id, offset = session.id, session.offset
         if content_range is not None:
             if content_range.start != offset:
                 raise RangeInvalid(
@@ -165,32 +174,33 @@ class UploadService:
             content_length = expected
         cached = self._hashers.pop(upload_id, None)
         hasher = cached[1] if cached and cached[0] == offset else (hashlib.sha256() if offset == 0 else None)
-        path = self.staging.path(upload_id)
         try:
-            fd = os.open(path, os.O_WRONLY)
+            writer = await self._store_call(self.blobs.session_append, upload_id, session.store_state, offset, hasher)
         except FileNotFoundError:
-            raise self._lost(upload_id) from None
+            raise await run_sync(self._lost, session) from None
         try:
-            os.lseek(fd, offset, os.SEEK_SET)
-            sink = FileSink(fd, hasher, self.fsync, offset)
-            try:
-                received = await pump(body, sink, content_length)
-                if content_length is not None and received != content_length:
-                    raise SizeInvalid(f"received {received} bytes, expected {content_length}")
-            except BaseException:
-                os.ftruncate(fd, offset)  # all or nothing
-                raise
-            if os.fstat(fd).st_size != offset + received:
-                os.ftruncate(fd, offset + received)  # drop bytes a crashed earlier chunk left behind
-        finally:
-            os.close(fd)
+            received = await pump(body, writer, content_length)
+            if content_length is not None and received != content_length:
+                raise SizeInvalid(f"received {received} bytes, expected {content_length}")
+            state = await run_sync(writer.commit)
+        except BaseException:
+            await _shielded(writer.rollback)
+            raise
         new_offset = offset + received
-        # The last chunk of a closing PUT is not recorded: the commit ends the session anyway.
-        if record and received and not await loop.run_in_executor(None, self.uploads.advance, upload_id, offset, new_offset):
-            raise RangeInvalid("the upload was changed by another request meanwhile")
+        if record and received:
+            hashed = f"sha256:{hasher.copy().hexdigest()}" if hasher is not None else None
+            try:
+                advanced = await run_sync(self.uploads.advance, upload_id, offset, new_offset, state, hashed)
+            except BaseException:
+                await _shielded(writer.rollback)
+                raise
+            if not advanced:
+                await _shielded(writer.rollback)
+                raise RangeInvalid("the upload was changed by another request meanwhile")
+            await run_sync(writer.superseded)
         if hasher is not None:
             self._hashers[upload_id] = (new_offset, hasher)
-        return new_offset
+        return new_offset, state
 
     # -- committing -------------------------------------------------------------------------------
     async def finish(self, repository: str, upload_id: str, digest: str, body: AsyncIterator[bytes] | None,
@@ -198,35 +208,38 @@ class UploadService:
         """Append the last chunk (if any), check the digest, and commit the blob. Returns its size."""
         expected = Digest.parse(digest)
         async with self._lock(upload_id):
+            session = await run_sync(self.get, repository, upload_id)
+            size, state, hashed = session.offset, session.store_state, session.hashed
             if body is not None and (content_length is None or content_length > 0):
-                size = await self._append_locked(repository, upload_id, body, content_range, content_length, record=False)
-            else:
-                size = (await asyncio.get_running_loop().run_in_executor(None, self.get, repository, upload_id)).offset
+                size, state = await self._append_locked(session, body, content_range, content_length, record=False)
+                hashed = None
             cached = self._hashers.pop(upload_id, None)
-            loop = asyncio.get_running_loop()
-            path = str(self.staging.path(upload_id))
-            if not os.path.exists(path):
-                raise self._lost(upload_id)
+            try:
+                staged = await run_sync(self.blobs.session_stage, upload_id, state, size)
+            except FileNotFoundError:
+                raise await run_sync(self._lost, session) from None
             if expected.algorithm == "sha256" and cached is not None and cached[0] == size:
                 actual = cached[1].hexdigest()
+            elif expected.algorithm == "sha256" and hashed is not None and size == session.offset:
+                actual = hashed.partition(":")[2]  # hashed by the node that took the last PATCH
             else:
-                actual = await loop.run_in_executor(None, _hash_file, path, expected.algorithm)
+                actual = await run_sync(staged.digest, expected.algorithm)
             if actual != expected.encoded:
-                await loop.run_in_executor(None, self._discard, upload_id)
+                await run_sync(self._discard, upload_id, state)
                 raise DigestInvalid(f"the uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
                                     {"expected": digest, "actual": f"{expected.algorithm}:{actual}"})
-            await loop.run_in_executor(None, self._commit, repository, upload_id, str(expected), size)
+            await run_sync(self._commit, repository, staged, str(expected), size, upload_id, state)
             self._forget(upload_id)
             return size
 
-    def _lost(self, upload_id: str) -> BlobUploadUnknown:
-        """A session whose staging file is gone cannot go on: drop it, the client starts again."""
-        self._discard(upload_id)
-        return BlobUploadUnknown(f"upload {upload_id} lost its data; start the upload again", {"uuid": upload_id})
+    def _lost(self, session: UploadSession) -> BlobUploadUnknown:
+        """A session whose staged data is gone cannot go on: drop it, the client starts again."""
+        self._discard(session.id, session.store_state)
+        return BlobUploadUnknown(f"upload {session.id} lost its data; start the upload again", {"uuid": session.id})
 
-    def _discard(self, upload_id: str) -> None:
+    def _discard(self, upload_id: str, state: SessionState) -> None:
         self.uploads.delete(upload_id)
-        self.staging.remove(upload_id)
+        self.blobs.session_delete(upload_id, state)
         self._forget(upload_id)
 
     def _forget(self, upload_id: str) -> None:
@@ -234,85 +247,85 @@ class UploadService:
         when the last request using it is done)."""
         self._hashers.pop(upload_id, None)
 
-    def _commit(self, repository: str, upload_id: str, digest: str, size: int, session: bool = True) -> None:
-        # Crash safety: the bytes are synced first; the rename into the store happens inside the
-        # transaction that records the blob (and ends the session), so a crash leaves either a
-        # stray staging file for the purge or a complete blob, never a row without its bytes.
-        staged = self.staging.path(upload_id)
-        self.blobs.sync(staged)
+    def _commit(self, repository: str, staged: Staged, digest: str, size: int, upload_id: str | None,
+                state: SessionState = None) -> None:
+        # Crash safety: the bytes are made durable first; placing them under the digest happens
+        # inside the transaction that records the blob (and ends the session), so a crash leaves
+        # either stray staged data for the purge or a complete blob, never a row without bytes.
+        staged.seal()
         try:
-            self.content.add_blob(repository, digest, size, lambda: self.blobs.place(staged, digest),
-                                  end_session=upload_id if session else None)
+            self.content.add_blob(repository, digest, size, lambda: staged.place(digest), end_session=upload_id)
         except BaseException:
-            if session and not staged.exists():
-                # The transaction failed (a full disk, say) after `place` moved the bytes into the
-                # store. They stay there unreferenced (GC removes them, a later push of the same
-                # digest reuses them); moving them back could race with a push of the same
-                # digest. The session cannot be finished any more: the client starts again.
+            if upload_id is not None:
+                # The transaction failed (a full disk, say), perhaps after `place` moved the bytes
+                # into the store. They stay there unreferenced (GC removes them, a later push of
+                # the same digest reuses them); moving them back could race with a push of the
+                # same digest. The session cannot be finished any more: the client starts again.
                 try:
-                    self._lost(upload_id)
+                    self._discard(upload_id, state)
                 except Exception:
                     pass  # the database is failing too; the next request on it tries again
             raise
+        if upload_id is not None:
+            try:
+                self.blobs.session_delete(upload_id, state)  # what placing left staged (S3: the parts' object)
+            except Exception:
+                log.warning("upload %s committed; its staged data is left for the purge", upload_id, exc_info=True)
 
     async def monolithic(self, repository: str, digest: str, body: AsyncIterator[bytes], content_length: int | None) -> int:
-        """POST ?digest= with the whole blob: no session row, straight to a staging file."""
+        """POST ?digest= with the whole blob: no session row, straight to the store's staging."""
         expected = Digest.parse(digest)
-        upload_id = uuid.uuid4().hex
-        path = self.staging.path(upload_id)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        writer = await self._store_call(self.blobs.new_blob, expected.algorithm, digest, content_length)
         try:
-            sink = FileSink(fd, hashlib.new(expected.algorithm), self.fsync)
-            try:
-                received = await pump(body, sink, content_length)
-                if content_length is not None and received != content_length:
-                    raise SizeInvalid(f"received {received} bytes, expected {content_length}")
-            except BaseException:
-                os.close(fd)
-                fd = -1
-                self.staging.remove(upload_id)
-                raise
-        finally:
-            if fd >= 0:
-                os.close(fd)
-        assert sink.hasher is not None
-        actual = sink.hasher.hexdigest()
-        if actual != expected.encoded:
-            self.staging.remove(upload_id)
-            raise DigestInvalid(f"the uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
-                                {"expected": digest, "actual": f"{expected.algorithm}:{actual}"})
-        loop = asyncio.get_running_loop()
+            received = await pump(body, writer, content_length)
+            if content_length is not None and received != content_length:
+                raise SizeInvalid(f"received {received} bytes, expected {content_length}")
+            actual = writer.hexdigest()
+            if actual != expected.encoded:
+                raise DigestInvalid(f"the uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
+                                    {"expected": digest, "actual": f"{expected.algorithm}:{actual}"})
+            staged = await run_sync(writer.finish)
+        except BaseException:
+            await _shielded(writer.abort)
+            raise
         try:
-            await loop.run_in_executor(None, self._commit, repository, upload_id, digest, received, False)
-        except Exception:
-            self.staging.remove(upload_id)  # no session owns it: do not leave it for the purge (full disk)
+            await run_sync(self._commit, repository, staged, digest, received, None)
+        except BaseException:
+            await _shielded(staged.discard)  # no session owns it: do not leave it for the purge (full disk)
             raise
         return received
 
     # -- housekeeping -----------------------------------------------------------------------------
     def purge(self, older_than_seconds: int, orphan_after_seconds: int = 600) -> int:
-        """Remove sessions idle for longer than the limit, and staging files that no session owns
-        (left by a monolithic upload cut short by a crash) once they stop changing."""
+        """Remove sessions idle for longer than the limit, and staged data that no session owns
+        (left by a monolithic upload cut short by a crash) once it stops changing.
+
+        `orphan_after_seconds=0` is for the start of a node that is the only one using its store
+        (nothing can be in flight): then a session whose staged data is gone is dropped too."""
         cutoff = utcnow() - timedelta(seconds=older_than_seconds)
         removed = 0
-        for upload_id in self.uploads.stale(cutoff):
-            self._discard(upload_id)
+        for upload_id, state in self.uploads.stale(cutoff):
+            self._discard(upload_id, state)
             removed += 1
         live = self.uploads.all_ids()
         cutoff_ts = (utcnow() - timedelta(seconds=orphan_after_seconds)).timestamp()
-        files = list(self.staging.iter_files())
-        for name, mtime in files:
-            if name not in live and mtime < cutoff_ts:
-                self.staging.remove(name)
-                removed += 1
+        removed += self.blobs.session_orphans(live, cutoff_ts)
         if orphan_after_seconds == 0:
-            # At startup (nothing in flight): a session without its staging file died in the
-            # middle of its commit (the file moved into the store, the transaction did not
-            # commit). It can never be finished; drop it now rather than a day later.
-            for upload_id in live - {name for name, _ in files}:
-                self._discard(upload_id)
+            for upload_id in self.blobs.sessions_without_data(live):
+                self.uploads.delete(upload_id)
                 removed += 1
-        return removed + self.blobs.purge_staged(cutoff_ts)
+        return removed
+
+
+async def _shielded(fn: Callable[[], object]) -> None:
+    """Clean-up after a failed write: run to the end even when the request is being cancelled
+    (a client that went away), so no half-written data is left behind."""
+    task = asyncio.ensure_future(run_sync(fn))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def check_upload_digest_param(value: str | None) -> str:

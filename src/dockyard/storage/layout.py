@@ -2,7 +2,8 @@
 
     DATA/
     ├── dockyard.db                      SQLite metadata (when no database.url is set)
-    ├── keys/token-signing.pem           EC P-256 key that signs registry tokens (made on first start)
+    ├── keys/token-signing.pem           EC P-256 key that signs registry tokens (made on first start;
+    │                                    auth.signing_key_file puts it elsewhere, e.g. shared by nodes)
     ├── blobs/                           content-addressed store (storage.root overrides)
     │   ├── sha256/ab/abcdef…            one file per blob, named by its digest (manifests pushed
     │   ├── sha512/01/0123…              since migration 0005 live in the database instead)
@@ -10,6 +11,8 @@
     └── uploads/                         staging area for upload sessions
         └── <session uuid>               bytes received so far; moved into blobs/ only after the
                                          digest checks out (fsync, then rename)
+
+With `storage.driver: s3` blobs and upload sessions live in the bucket instead (storage/s3.py).
 
 A file in blobs/ is complete and verified by construction: nothing is ever written there in
 place. A crash leaves at most a stray staging file, which the upload purge removes.

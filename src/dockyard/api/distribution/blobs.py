@@ -18,12 +18,19 @@ from dockyard.core.errors import BlobUnknown
 
 async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("pull",))
-    path, size = await run_sync(ctx.blobs.locate, name, digest)
+    size = await run_sync(ctx.blobs.stat, name, digest)
     headers = {**API_VERSION, "Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000",
                "Accept-Ranges": "bytes"}
     if request.method == "HEAD":
         headers["Content-Length"] = str(size)
         return Response(b"", headers=headers, media_type="application/octet-stream")
+    if ctx.blobs.redirect:
+        url = await run_sync(ctx.blobs.redirect_url, digest)
+        if url is not None:
+            # Straight from the object store, which serves a Range itself; the URL is presigned
+            # and short-lived, so only this caller's pull permission (checked above) lets it in.
+            return Response(status_code=307, headers={**API_VERSION, "Location": url, "Docker-Content-Digest": digest,
+                                                      "Content-Length": "0"})
     start, length, status = 0, size, 200
     asked = request.headers.get("range")
     if asked is not None:
@@ -42,7 +49,7 @@ async def get_blob(ctx: RegistryContext, request: Request, caller: Caller, name:
     def missing() -> Response:  # garbage collection removed the file since locate()
         return error_response(BlobUnknown(f"blob {digest} is recorded but its content is missing", {"digest": digest}))
 
-    return BlobBody(str(path), start, length, status, headers, missing,  # type: ignore[return-value]
+    return BlobBody(ctx.blobs, digest, start, length, status, headers, missing,  # type: ignore[return-value]
                     server_copies=ctx.settings.server.engine == "granian")
 
 

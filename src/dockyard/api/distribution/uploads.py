@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import os
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,7 +9,7 @@ from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION
 from dockyard.api.threads import run_sync
 from dockyard.auth.service import Caller
-from dockyard.core.errors import BlobTooLarge, SizeInvalid
+from dockyard.core.errors import SizeInvalid
 from dockyard.registry.uploads import check_upload_digest_param, parse_content_range
 
 
@@ -26,20 +23,11 @@ def content_length(request: Request) -> int | None:
 
 
 def blob_length(ctx: RegistryContext, request: Request) -> int | None:
-    """The Content-Length of a blob body, refused before anything is read when the staging
-    area's file system cannot take it: 413 when it is larger than the whole file system
-    (`Content-Length: 100000000000000000` can never fit), 507 like any full disk when it is
-    larger than the room left now (an operator can free space, and the client may retry).
-    Only for the fs store: an object store has no file system here to ask (and no staging
-    directory: statvfs would fail)."""
+    """The Content-Length of a blob body, refused before anything is read when the store cannot
+    take it (registry/uploads.py `check_room`: 413 for never, 507 for not now)."""
     length = content_length(request)
-    if length is not None and length > 0 and ctx.settings.storage.driver == "fs":
-        stat = os.statvfs(ctx.settings.upload_root)
-        if length > stat.f_blocks * stat.f_frsize:
-            raise BlobTooLarge(f"Content-Length {length} is more than the registry's storage can ever hold",
-                               {"length": length})
-        if length > stat.f_bavail * stat.f_frsize:
-            raise OSError(errno.ENOSPC, f"Content-Length {length} is more than the room left on the registry's storage")
+    if length is not None and length > 0:
+        ctx.uploads.check_room(length)
     return length
 
 
