@@ -100,7 +100,7 @@ def build_services(settings: Settings) -> Services:
     audit = AuditStore(db)
     tokens = TokenService(load_or_create_key(settings.key_path), settings.auth.issuer, settings.auth.service,
                           settings.auth.token_ttl_seconds, settings.auth.refresh_ttl_seconds)
-    uploads = UploadService(UploadStore(db), content, store)
+    uploads = UploadService(UploadStore(db), content, store, exclusive=single_process)
     services = Services(
         settings=settings,
         db=db,

@@ -671,11 +671,15 @@ def test_gc_concurrent_with_pushes_never_leaves_missing_blobs(app_client: TestCl
     def collector() -> None:
         try:
             while not stop.is_set() and time.monotonic() < deadline:
-                report = gc(services, grace=0 if gc_runs[0] % 5 == 4 else 1, untagged=True)
+                eager = gc_runs[0] % 5 == 4
+                report = gc(services, grace=0 if eager else 1, untagged=True)
                 removed["blobs"].update(report.blobs)
                 removed["manifests"].update(report.manifests)
                 gc_runs[0] += 1
-                time.sleep(0.005)
+                # A run with no grace deletes every blob not yet referenced: back to back, they
+                # would starve a push whose upload-to-manifest window is longer than the gap
+                # between them (a push on PostgreSQL takes tens of milliseconds).
+                time.sleep(0.15 if eager else 0.005)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 

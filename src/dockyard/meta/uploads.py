@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from dockyard.meta.db import Database, utcnow
 from dockyard.meta.tables import upload_sessions
@@ -28,7 +28,28 @@ _GET = select(upload_sessions).where(upload_sessions.c.id == bindparam("id"))
 _ADVANCE = (
     update(upload_sessions)
     .where(upload_sessions.c.id == bindparam("sid"), upload_sessions.c.offset == bindparam("old"))  # "id" is reserved in UPDATE
-    .values(offset=bindparam("new"), updated_at=bindparam("now"), store_state=bindparam("state"), hashed=bindparam("hashed"))
+    .values(offset=bindparam("new"), updated_at=bindparam("now"), store_state=bindparam("state"), hashed=bindparam("hashed"),
+            claimed_until=None)
+)
+# A chunk's writer claims the session first, so that two requests at the same offset (a retry on
+# another node while the first still runs) never both write staged data: the store may reuse
+# names (S3 part numbers, a file's bytes past the offset) that the winner's state then points at.
+_CLAIM = (
+    update(upload_sessions)
+    .where(upload_sessions.c.id == bindparam("sid"), upload_sessions.c.offset == bindparam("old"),
+           or_(upload_sessions.c.claimed_until.is_(None), upload_sessions.c.claimed_until < bindparam("now")))
+    .values(claimed_until=bindparam("until"))
+)
+_RENEW = (
+    update(upload_sessions)
+    .where(upload_sessions.c.id == bindparam("sid"), upload_sessions.c.offset == bindparam("old"),
+           upload_sessions.c.claimed_until == bindparam("held"))
+    .values(claimed_until=bindparam("until"))
+)
+_RELEASE = (
+    update(upload_sessions)
+    .where(upload_sessions.c.id == bindparam("sid"), upload_sessions.c.claimed_until == bindparam("held"))
+    .values(claimed_until=None)
 )
 _DELETE = delete(upload_sessions).where(upload_sessions.c.id == bindparam("id"))
 
@@ -62,6 +83,26 @@ class UploadStore:
             res = conn.execute(_ADVANCE, {"sid": upload_id, "old": old_offset, "new": new_offset, "now": utcnow(),
                                           "state": _dump(state), "hashed": hashed})
             return res.rowcount == 1
+
+    def claim(self, upload_id: str, offset: int, seconds: float) -> datetime | None:
+        """Claim the session for one chunk at `offset`, for `seconds` (renew() extends it; advance()
+        and release() end it). None when another request holds it, or the offset moved."""
+        now = utcnow()
+        until = now + timedelta(seconds=seconds)
+        with self.db.write() as conn:
+            res = conn.execute(_CLAIM, {"sid": upload_id, "old": offset, "now": now, "until": until})
+        return until if res.rowcount == 1 else None
+
+    def renew(self, upload_id: str, offset: int, held: datetime, seconds: float) -> datetime | None:
+        """Extend a claim still held; None when it was lost (it expired and another request took it)."""
+        until = utcnow() + timedelta(seconds=seconds)
+        with self.db.write() as conn:
+            res = conn.execute(_RENEW, {"sid": upload_id, "old": offset, "held": held, "until": until})
+        return until if res.rowcount == 1 else None
+
+    def release(self, upload_id: str, held: datetime) -> None:
+        with self.db.write() as conn:
+            conn.execute(_RELEASE, {"sid": upload_id, "held": held})
 
     def delete(self, upload_id: str) -> bool:
         with self.db.write() as conn:

@@ -19,7 +19,8 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from dockyard.core.digest import Digest
@@ -33,6 +34,8 @@ from dockyard.storage.base import BlobStore, SessionState, Staged
 
 log = logging.getLogger("dockyard.uploads")
 T = TypeVar("T")
+CLAIM_SECONDS = 60.0  # how long a chunk's claim on its session lasts unless renewed
+RENEW_EVERY = 20.0  # a chunk still streaming renews its claim this often
 
 
 async def run_sync(fn: Callable[..., T], *args: Any) -> T:
@@ -74,10 +77,13 @@ def _unknown(upload_id: str, repository: str | None = None) -> BlobUploadUnknown
 
 
 class UploadService:
-    def __init__(self, uploads: UploadStore, content: ContentStore, blobs: BlobStore) -> None:
+    def __init__(self, uploads: UploadStore, content: ContentStore, blobs: BlobStore, exclusive: bool = True) -> None:
+        """`exclusive`: this process is the only one writing to its uploads (one worker on SQLite);
+        otherwise a chunk claims its session in the database before it writes anything."""
         self.uploads = uploads
         self.content = content
         self.blobs = blobs
+        self.exclusive = exclusive
         # upload id -> (offset the hash covers, sha256 state); per process, best effort (the
         # session row keeps the digest so far, so another node can check a closing PUT too).
         self._hashers: dict[str, tuple[int, Any]] = {}
@@ -172,32 +178,42 @@ class UploadService:
             if content_length is not None and content_length != expected:
                 raise SizeInvalid(f"Content-Length {content_length} does not match Content-Range {content_range.start}-{content_range.end}")
             content_length = expected
+        claim = None if self.exclusive else _Claim(self.uploads, upload_id, offset)
+        if claim is not None:
+            await claim.take()
         cached = self._hashers.pop(upload_id, None)
         hasher = cached[1] if cached and cached[0] == offset else (hashlib.sha256() if offset == 0 else None)
         try:
-            writer = await self._store_call(self.blobs.session_append, upload_id, session.store_state, offset, hasher)
-        except FileNotFoundError:
-            raise await run_sync(self._lost, session) from None
-        try:
-            received = await pump(body, writer, content_length)
-            if content_length is not None and received != content_length:
-                raise SizeInvalid(f"received {received} bytes, expected {content_length}")
-            state = await run_sync(writer.commit)
-        except BaseException:
-            await _shielded(writer.rollback)
-            raise
-        new_offset = offset + received
-        if record and received:
-            hashed = f"sha256:{hasher.copy().hexdigest()}" if hasher is not None else None
             try:
-                advanced = await run_sync(self.uploads.advance, upload_id, offset, new_offset, state, hashed)
+                writer = await self._store_call(self.blobs.session_append, upload_id, session.store_state, offset, hasher)
+            except FileNotFoundError:
+                raise await run_sync(self._lost, session) from None
+            try:
+                received = await pump(claim.renewing(body) if claim else body, writer, content_length)
+                if content_length is not None and received != content_length:
+                    raise SizeInvalid(f"received {received} bytes, expected {content_length}")
+                state = await run_sync(writer.commit)
             except BaseException:
                 await _shielded(writer.rollback)
                 raise
-            if not advanced:
-                await _shielded(writer.rollback)
-                raise RangeInvalid("the upload was changed by another request meanwhile")
-            await run_sync(writer.superseded)
+            new_offset = offset + received
+            if record and received:
+                hashed = f"sha256:{hasher.copy().hexdigest()}" if hasher is not None else None
+                try:
+                    advanced = await run_sync(self.uploads.advance, upload_id, offset, new_offset, state, hashed)
+                except BaseException:
+                    await _shielded(writer.rollback)
+                    raise
+                if not advanced:
+                    await _shielded(writer.rollback)
+                    raise RangeInvalid("the upload was changed by another request meanwhile")
+                if claim is not None:
+                    claim.held = None  # advance() ended it
+                await run_sync(writer.superseded)
+        except BaseException:
+            if claim is not None:
+                await _shielded(claim.release)
+            raise
         if hasher is not None:
             self._hashers[upload_id] = (new_offset, hasher)
         return new_offset, state
@@ -315,6 +331,38 @@ class UploadService:
                 self.uploads.delete(upload_id)
                 removed += 1
         return removed
+
+
+class _Claim:
+    """A chunk's claim on its session row (see UploadStore.claim), renewed while the body streams."""
+
+    def __init__(self, uploads: UploadStore, upload_id: str, offset: int) -> None:
+        self.uploads = uploads
+        self.upload_id = upload_id
+        self.offset = offset
+        self.held: datetime | None = None
+
+    async def take(self) -> None:
+        self.held = await run_sync(self.uploads.claim, self.upload_id, self.offset, CLAIM_SECONDS)
+        if self.held is None:
+            raise RangeInvalid("another request is writing to this upload, or it moved on meanwhile: "
+                               "check its offset with GET and go on from there", {"offset": self.offset})
+
+    async def renewing(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        last = time.monotonic()
+        async for chunk in body:
+            yield chunk
+            if time.monotonic() - last > RENEW_EVERY:
+                assert self.held is not None
+                self.held = await run_sync(self.uploads.renew, self.upload_id, self.offset, self.held, CLAIM_SECONDS)
+                if self.held is None:
+                    raise RangeInvalid("this chunk took so long that another request took over the upload")
+                last = time.monotonic()
+
+    def release(self) -> None:
+        if self.held is not None:
+            self.uploads.release(self.upload_id, self.held)
+            self.held = None
 
 
 async def _shielded(fn: Callable[[], object]) -> None:

@@ -47,6 +47,7 @@ COPY_MAX = 5 << 30  # CopyObject's limit; larger objects are copied part by part
 DELETE_BATCH = 1000  # DeleteObjects' limit
 READ_CHUNK = 1 << 20
 PARTS_IN_FLIGHT = 2  # per upload: a part uploading while the next one fills
+COMPLETE_TRIES = 5
 
 
 def _not_found(exc: ClientError) -> bool:
@@ -107,7 +108,13 @@ class _Parts:
 
     def _settle_one(self) -> None:
         number, size, future = self.pending.pop(0)
-        self.parts.append([number, future.result()["ETag"], size])
+        try:
+            etag = future.result()["ETag"]
+        except ClientError as exc:
+            if _not_found(exc):  # the session was cancelled or purged meanwhile
+                raise FileNotFoundError(f"multipart upload of {self.key} is gone") from None
+            raise
+        self.parts.append([number, etag, size])
 
     def settle(self) -> None:
         """Wait for every part in flight (raising the first failure)."""
@@ -136,6 +143,7 @@ class S3Staged:
         self.data = data
         self.parts = parts
         self.placed = False
+        self.completed = False
 
     def digest(self, algorithm: str) -> str:
         h = hashlib.new(algorithm)
@@ -157,9 +165,14 @@ class S3Staged:
 
     def place(self, digest: str) -> None:
         store, target = self.store, self.store.blob_key(digest)
-        if self.parts is not None:  # a monolithic multipart upload, made at its final key
-            if self.parts.upload_id is not None:
-                store._complete(target, self.parts)
+        if self.parts is not None:  # a monolithic multipart upload
+            if not self.completed:
+                store._complete(self.parts.key, self.parts)
+                self.completed = True
+            if self.parts.key != target:  # made under a temporary key: the digest was not known
+                if store.stat(digest) is None:
+                    store._copy(self.parts.key, target, self.size)
+                store._delete_keys([self.parts.key])
             self.placed = True
             return
         if self.data is not None:  # one PUT; rewriting the same bytes is harmless
@@ -169,8 +182,11 @@ class S3Staged:
         self.placed = True
 
     def discard(self) -> None:
-        if self.parts is not None and self.parts.upload_id is not None and not self.placed:
-            self.store._abort(self.parts.key, self.parts.upload_id)
+        if self.parts is not None and not self.placed and self.parts.upload_id is not None:
+            if not self.completed:
+                self.store._abort(self.parts.key, self.parts.upload_id)
+            elif self.parts.key.startswith(f"{self.store.prefix}uploads/"):  # completed at a temporary key
+                self.store._delete_keys([self.parts.key])
         self.data = None
 
 
@@ -325,9 +341,12 @@ class S3BlobStore:
             retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max(64, max_workers * 2),
             connect_timeout=10, read_timeout=300, tcp_keepalive=True,
         )
-        self.client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint, aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
-            config=config)
+        session = boto3.session.Session()
+        self.client = session.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key_id,
+                                     aws_secret_access_key=secret_access_key, config=config)
+        self.once = session.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key_id,
+                                   aws_secret_access_key=secret_access_key,
+                                   config=config.merge(Config(retries={"max_attempts": 1, "mode": "standard"})))
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="s3-part")
         self._lock = threading.Lock()
 
@@ -476,6 +495,8 @@ class S3BlobStore:
                 if size:
                     raise FileNotFoundError(upload_id)
                 return S3Staged(self, 0, data=b"")
+            if self._size(tail[0]) != size:  # cancelled or purged meanwhile
+                raise FileNotFoundError(f"upload {upload_id}: its data is gone")
             return S3Staged(self, size, key=tail[0])
         data_key = self.session_key(upload_id)
         if tail is not None:  # the last part may be short
@@ -483,12 +504,10 @@ class S3BlobStore:
             parts.settle()
         try:
             self._complete(data_key, parts)
-        except ClientError as exc:
-            # Completed already by an earlier try of this commit that failed later on?
-            if not _not_found(exc) or self._size(data_key) != size:
-                raise
+        except FileNotFoundError:
+            pass  # completed already by an earlier try of this commit that failed later on? (checked below)
         if self._size(data_key) != size:
-            raise FileNotFoundError(f"upload {upload_id}: assembled object is not {size} bytes")
+            raise FileNotFoundError(f"upload {upload_id}: its data is gone")
         return S3Staged(self, size, key=data_key)
 
     def _size(self, key: str) -> int | None:
@@ -500,13 +519,15 @@ class S3BlobStore:
             raise
 
     def session_delete(self, upload_id: str, state: SessionState) -> None:
-        """The session's multipart upload and the objects its state names; tails of chunks that
-        failed are left for the purge (they are under the session's prefix)."""
+        """The session's multipart upload and its objects."""
         state = state or {}
         if state.get("mpu"):
             self._abort(self.session_key(upload_id), state["mpu"])
-        keys = [self.session_key(upload_id)] + ([state["tail"][0]] if state.get("tail") else [])
-        self._delete_keys(keys)
+        # Everything under the session's prefix (one listing): the assembled object, the tail,
+        # and tails of chunks whose node died or whose commit was never recorded.
+        keys = {o["Key"] for o in self._list(self.session_key(upload_id, ""))}
+        keys.update([self.session_key(upload_id)] + ([state["tail"][0]] if state.get("tail") else []))
+        self._delete_keys(sorted(keys))
 
     def session_orphans(self, live: set[str], older_than: float) -> int:
         removed = 0
@@ -543,10 +564,34 @@ class S3BlobStore:
 
     # -- multipart helpers ------------------------------------------------------------------------
     def _complete(self, key: str, parts: _Parts) -> None:
-        self.client.complete_multipart_upload(
-            Bucket=self.bucket, Key=key, UploadId=parts.upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in parts.parts]})
-        # Ceph RGW returns an empty ETag here: nothing is read from the answer.
+        """Complete a multipart upload; FileNotFoundError when it is not there (any more).
+
+        Not through botocore's retries: Ceph RGW answers a completion of an upload that was
+        aborted (a session cancelled on another node) with a 500 'completion already in
+        progress', which botocore would retry for seconds. Here a failure is retried only while
+        the upload still exists."""
+        request = {"Bucket": self.bucket, "Key": key, "UploadId": parts.upload_id,
+                   "MultipartUpload": {"Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in parts.parts]}}
+        for attempt in range(COMPLETE_TRIES):
+            try:
+                self.once.complete_multipart_upload(**request)
+                return  # (Ceph RGW answers an empty ETag: nothing is read from the answer)
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+                if _not_found(exc) or not self._upload_exists(key, parts.upload_id):
+                    raise FileNotFoundError(f"multipart upload of {key} is gone") from None
+                if status < 500 or attempt == COMPLETE_TRIES - 1:
+                    raise
+            time.sleep(0.1 * 2 ** attempt)
+
+    def _upload_exists(self, key: str, upload_id: str | None) -> bool:
+        try:
+            self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1)
+        except ClientError as exc:
+            if _not_found(exc):
+                return False
+            raise
+        return True
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:

@@ -1,14 +1,20 @@
 """The Alembic history creates exactly the schema in meta/tables.py (what `alembic check` does),
-on SQLite and on PostgreSQL, and upgrading twice is a no-op."""
+on SQLite and on PostgreSQL, and upgrading twice is a no-op; on PostgreSQL, nodes that start together
+migrate one after the other."""
 
 from __future__ import annotations
 
+import os
+import threading
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from dockyard.meta.db import Database
 from dockyard.meta.migrate import upgrade
 from dockyard.meta.tables import metadata
+from tests.conftest import PG_URL, _pg_database
 
 
 def test_migrations_match_the_models(db_url: str) -> None:
@@ -22,3 +28,37 @@ def test_migrations_match_the_models(db_url: str) -> None:
         assert diff == [], f"models and migrations differ; add a migration: {diff}"
     finally:
         db.dispose()
+
+
+@pytest.mark.postgres
+def test_nodes_starting_at_once_migrate_one_after_the_other() -> None:
+    """Several nodes of one registry started together on a fresh PostgreSQL database each run the
+    migrations at start: they must not trip over each other (CREATE TABLE alembic_version twice)."""
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("DOCKYARD_TEST_POSTGRES is not set: run the tests through scripts/test")
+        pytest.skip("PostgreSQL not configured (run through scripts/test)")
+    url = _pg_database()
+    nodes = [Database(url) for _ in range(4)]
+    start = threading.Barrier(len(nodes), timeout=30)
+    errors: list[BaseException] = []
+
+    def migrate(db: Database) -> None:
+        start.wait()
+        try:
+            upgrade(db)
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(db,)) for db in nodes]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == []
+        with nodes[0].engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []
+    finally:
+        for db in nodes:
+            db.dispose()
