@@ -26,6 +26,7 @@ import pytest
 
 from dockyard.meta.db import Database
 from dockyard.meta.migrate import upgrade
+from dockyard.registry.uploads import CLAIM_SECONDS
 from tests.conftest import _pg_database
 from tests.e2e import clients as cl
 from tests.e2e.balancer import access_log, balancer
@@ -219,7 +220,12 @@ def test_upload_open_on_one_node_survives_the_other_nodes_restarts(nodes: Cluste
             for c in (ca, cb):
                 status = c.get(loc)
                 assert status.status_code == 204 and status.headers["range"] == f"0-{max(done - 1, 0)}", status.text
-        r = patch(ca, loc_big, acked, big[acked:])
+        # B's chunk claimed the session when it died: the upload takes chunks again once that
+        # claim expires (registry/uploads.py CLAIM_SECONDS), and until then answers 416
+        deadline = time.monotonic() + CLAIM_SECONDS + 10
+        while (r := patch(ca, loc_big, acked, big[acked:])).status_code == 416 and time.monotonic() < deadline:
+            assert "another request is writing" in r.text, r.text
+            time.sleep(1)
         assert r.status_code == 202, r.text
         assert close_upload(cb, path_of(r.headers["location"]), sha256(big)).status_code == 201
         assert close_upload(ca, loc_small, sha256(small), small[3 * MiB:]).status_code == 201

@@ -34,8 +34,10 @@ from dockyard.storage.base import BlobStore, SessionState, Staged
 
 log = logging.getLogger("dockyard.uploads")
 T = TypeVar("T")
-CLAIM_SECONDS = 60.0  # how long a chunk's claim on its session lasts unless renewed
-RENEW_EVERY = 20.0  # a chunk still streaming renews its claim this often
+# How long a chunk's claim on its session lasts unless renewed: after a node crashed mid-chunk,
+# the upload takes chunks again (on any node) after at most this long.
+CLAIM_SECONDS = 15.0
+RENEW_EVERY = 5.0  # a chunk still streaming renews its claim this often
 
 
 async def run_sync(fn: Callable[..., T], *args: Any) -> T:
@@ -351,13 +353,15 @@ class _Claim:
     async def renewing(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         last = time.monotonic()
         async for chunk in body:
-            yield chunk
+            # Renewed before the bytes go on: after a stall longer than the claim, another
+            # request may have taken the session, and nothing more may be written then.
             if time.monotonic() - last > RENEW_EVERY:
                 assert self.held is not None
                 self.held = await run_sync(self.uploads.renew, self.upload_id, self.offset, self.held, CLAIM_SECONDS)
                 if self.held is None:
-                    raise RangeInvalid("this chunk took so long that another request took over the upload")
+                    raise RangeInvalid("this chunk stalled so long that another request took over the upload")
                 last = time.monotonic()
+            yield chunk
 
     def release(self) -> None:
         if self.held is not None:
