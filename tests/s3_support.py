@@ -84,7 +84,7 @@ def free_port_triple() -> int:
     raise RuntimeError("no three consecutive free loopback ports")
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """True while `pid` runs; a zombie waiting for its (new) parent to reap it does not count."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -141,7 +141,7 @@ class CephRgw:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        while any(_running(p) for p in self.pids) and time.monotonic() < deadline:
+        while any(process_running(p) for p in self.pids) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.pids = []
         shutil.rmtree(self.datadir, ignore_errors=True)

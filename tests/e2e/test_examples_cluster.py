@@ -24,19 +24,11 @@ from dockyard.config import load_settings
 from tests.conftest import ROOT, free_port
 from tests.e2e import clients as cl
 from tests.e2e.clients import ClientEnv
+from tests.s3_support import process_running
 
 START = ROOT / "examples" / "cluster" / "start"
 CONFIG = ROOT / "examples" / "cluster" / "dockyard.yaml"
 START_TIMEOUT = 600.0  # apt-get and pip when something is missing; the start itself takes ~30 s
-
-
-def _running(pid: int) -> bool:
-    """True while `pid` runs; a zombie waiting for its parent to reap it does not count."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 class Cluster:
@@ -83,7 +75,7 @@ class Cluster:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        while any(_running(p) for p in self.pids) and time.monotonic() < deadline:
+        while any(process_running(p) for p in self.pids) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 
@@ -141,7 +133,7 @@ def test_cluster_starts_and_answers_login_push_pull_through_the_balancer(
     assert url == f"http://{address}"
     assert details["ADMIN_PASSWORD"] == cluster.password
     assert len(cluster.pids) >= 7, cluster.pids  # mon, osd, radosgw, two nodes, postgres, nginx
-    assert all(_running(p) for p in cluster.pids)
+    assert all(process_running(p) for p in cluster.pids)
 
     # Token auth only: Basic credentials straight on /v2/ are not taken, the token endpoint's are.
     with httpx.Client(timeout=10) as http:
@@ -172,6 +164,6 @@ def test_cluster_starts_and_answers_login_push_pull_through_the_balancer(
     assert len(nodes) == 2, nodes
 
     cluster.stop()
-    assert not [p for p in cluster.pids if _running(p)], "processes left after --stop"
+    assert not [p for p in cluster.pids if process_running(p)], "processes left after --stop"
     assert not (cluster.state / "pgdir").exists()
     print(f"cluster start {cluster.start_seconds:.1f} s, login/push/pull {clients_seconds:.1f} s")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import httpx
@@ -213,3 +214,30 @@ def catalog(client: TestClient) -> list[str]:
 def snapshot(client: TestClient, settings: Settings) -> tuple[set[str], list[str]]:
     """What the registry holds: files and repositories. Equal before and after a refused request."""
     return stored_files(settings), catalog(client)
+
+
+T = TypeVar("T")
+
+
+def run_together(fns: list[Callable[[], T]], timeout: float = 30.0) -> list[T]:
+    """Run every fn in its own thread, all starting at the same moment; their results in order
+    (fails the test when one raised or did not finish within `timeout`)."""
+    barrier = threading.Barrier(len(fns))
+    results: list[Any] = [None] * len(fns)
+
+    def run(i: int) -> None:
+        barrier.wait(timeout)
+        try:
+            results[i] = fns[i]()
+        except BaseException as e:  # noqa: BLE001  (reported below)
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors
+    return results

@@ -4,10 +4,9 @@ database, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -16,8 +15,8 @@ from dockyard.meta import leases as leases_module
 from dockyard.meta.db import Database
 from dockyard.meta.tables import leases
 from dockyard.registry.gc import GC_LEASE, UPLOAD_PURGE_LEASE, GarbageCollector, GcReport
+from tests.integration.helpers import run_together
 
-T = TypeVar("T")
 EVERY = 600
 TIMEOUT = 30.0
 
@@ -37,29 +36,6 @@ def nodes(services: Any) -> Iterator[list[GarbageCollector]]:
         db.dispose()
 
 
-def _both(fns: list[Callable[[], T]]) -> list[T]:
-    """Run the fns in threads that start at the same moment; their results in order."""
-    barrier = threading.Barrier(len(fns))
-    results: list[Any] = [None] * len(fns)
-
-    def run(i: int) -> None:
-        barrier.wait(TIMEOUT)
-        try:
-            results[i] = fns[i]()
-        except BaseException as e:  # noqa: BLE001  (reported below)
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(TIMEOUT)
-    assert not any(t.is_alive() for t in threads)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    assert not errors, errors
-    return results
-
-
 def _time_passes(db: Database, name: str, seconds: int) -> None:
     """The lease's last run started `seconds` earlier than it did."""
     with db.write() as conn:
@@ -69,13 +45,13 @@ def _time_passes(db: Database, name: str, seconds: int) -> None:
 
 def test_gc_runs_on_one_node_per_interval(nodes: list[GarbageCollector], services: Any) -> None:
     a, b = nodes
-    ran = _both([lambda: a.run_if_due("node-a", EVERY), lambda: b.run_if_due("node-b", EVERY)])
+    ran = run_together([lambda: a.run_if_due("node-a", EVERY), lambda: b.run_if_due("node-b", EVERY)])
     assert [isinstance(r, GcReport) for r in ran].count(True) == 1, ran
     assert ran.count(None) == 1
     # Again at once: the last run started less than an interval ago, on either node.
     assert a.run_if_due("node-a", EVERY) is None and b.run_if_due("node-b", EVERY) is None
     _time_passes(services.db, GC_LEASE, EVERY)
-    ran = _both([lambda: a.run_if_due("node-a", EVERY), lambda: b.run_if_due("node-b", EVERY)])
+    ran = run_together([lambda: a.run_if_due("node-a", EVERY), lambda: b.run_if_due("node-b", EVERY)])
     assert [isinstance(r, GcReport) for r in ran].count(True) == 1, ran
 
 
@@ -135,7 +111,7 @@ def test_a_long_gc_renews_its_lease(nodes: list[GarbageCollector], monkeypatch: 
 
 def test_the_upload_purge_runs_on_one_node_per_interval(nodes: list[GarbageCollector], services: Any) -> None:
     a, b = nodes
-    ran = _both([lambda: a.purge_uploads_if_due("node-a", EVERY), lambda: b.purge_uploads_if_due("node-b", EVERY)])
+    ran = run_together([lambda: a.purge_uploads_if_due("node-a", EVERY), lambda: b.purge_uploads_if_due("node-b", EVERY)])
     assert sorted(ran, key=repr) == [0, None]
     assert len(a.purges) + len(b.purges) == 1  # type: ignore[attr-defined]
     assert a.purge_uploads_if_due("node-a", EVERY) is None and b.purge_uploads_if_due("node-b", EVERY) is None

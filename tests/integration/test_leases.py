@@ -6,10 +6,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import TypeVar
 
 import pytest
 from sqlalchemy import select, update
@@ -19,8 +17,8 @@ from dockyard.meta.db import Database
 from dockyard.meta.leases import Lease, LeaseLost, LeaseStore, node_holder, once
 from dockyard.meta.migrate import upgrade
 from dockyard.meta.tables import leases
+from tests.integration.helpers import run_together
 
-T = TypeVar("T")
 HOUR = 3600
 TIMEOUT = 30.0
 
@@ -43,29 +41,6 @@ def _rewind(db: Database, name: str, seconds: int) -> None:
         conn.execute(update(leases).where(leases.c.name == name).values(
             expires_at=row.expires_at - back if row.expires_at else None,
             last_run_at=row.last_run_at - back if row.last_run_at else None))
-
-
-def _race(fns: list[Callable[[], T]]) -> list[T]:
-    """Run every fn in its own thread, all starting at once; their results in order."""
-    barrier = threading.Barrier(len(fns))
-    results: list[T | BaseException | None] = [None] * len(fns)
-
-    def run(i: int) -> None:
-        barrier.wait(TIMEOUT)
-        try:
-            results[i] = fns[i]()
-        except BaseException as e:  # noqa: BLE001  (reported below)
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(TIMEOUT)
-    assert not any(t.is_alive() for t in threads)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    assert not errors, errors
-    return results  # type: ignore[return-value]
 
 
 def test_one_holder_at_a_time_and_once_per_interval(nodes: list[Database]) -> None:
@@ -121,7 +96,7 @@ def test_of_racing_nodes_exactly_one_takes_the_lease(nodes: list[Database], exis
         store.release("gc", "setup")
         _rewind(nodes[0], "gc", 2 * HOUR)
     stores = [LeaseStore(db) for db in nodes for _ in range(2)]
-    won = _race([lambda s=s, i=i: s.try_acquire("gc", f"node{i}", HOUR, HOUR)  # type: ignore[misc]
+    won = run_together([lambda s=s, i=i: s.try_acquire("gc", f"node{i}", HOUR, HOUR)  # type: ignore[misc]
                  for i, s in enumerate(stores)])
     assert sum(won) == 1, won
 
@@ -177,6 +152,6 @@ def test_a_fact_is_made_once_and_read_back(nodes: list[Database]) -> None:
 
 def test_racing_nodes_all_get_the_same_fact(nodes: list[Database]) -> None:
     facts = [ClusterFacts(db) for db in nodes for _ in range(2)]
-    values = _race([lambda f=f, i=i: f.get_or_create("cluster_id", lambda: f"node{i}")  # type: ignore[misc]
+    values = run_together([lambda f=f, i=i: f.get_or_create("cluster_id", lambda: f"node{i}")  # type: ignore[misc]
                     for i, f in enumerate(facts)])
     assert len(set(values)) == 1 and values[0].startswith("node"), values
