@@ -46,6 +46,7 @@ MAX_PARTS = 10000  # and its most parts
 COPY_MAX = 5 << 30  # CopyObject's limit; larger objects are copied part by part
 DELETE_BATCH = 1000  # DeleteObjects' limit
 READ_CHUNK = 1 << 20
+BUFFER_CHUNK = 1 << 20  # per read into a reused buffer (two of them per GET)
 PARTS_IN_FLIGHT = 2  # per upload: a part uploading while the next one fills
 COMPLETE_TRIES = 5
 
@@ -57,8 +58,10 @@ def _not_found(exc: ClientError) -> bool:
 
 
 class S3Reader:
-    """A GET's body, read 1 MiB at a time in a worker thread, the next read overlapping the send
-    of the current chunk."""
+    """A GET's body, read in a worker thread, the next read overlapping the send of the current
+    chunk. When the server copies each chunk before `send` returns (`reuse_buffer`), the bytes
+    go from the socket straight into two buffers used in turn (http.client's readinto under
+    urllib3), instead of through urllib3's read(), which copies every chunk twice more."""
 
     def __init__(self, body: Any, length: int) -> None:
         self.body = body
@@ -69,7 +72,21 @@ class S3Reader:
             self.body.close()
             self.body = None
 
+    def _socket_reader(self) -> Any | None:
+        raw = getattr(self.body, "_raw_stream", None)  # botocore StreamingBody -> urllib3 HTTPResponse
+        fp = getattr(raw, "_fp", None)  # -> http.client.HTTPResponse
+        if fp is None or not hasattr(fp, "readinto") or getattr(raw, "chunked", True):
+            return None
+        if raw.headers.get("content-encoding", "identity") != "identity":
+            return None
+        return fp
+
     async def chunks(self, reuse_buffer: bool) -> AsyncIterator[bytes | bytearray]:
+        fp = self._socket_reader() if reuse_buffer and self.length else None
+        if fp is not None:
+            async for chunk in self._into_buffers(fp):
+                yield chunk
+            return
         loop = asyncio.get_running_loop()
         remaining = self.length
         nxt = loop.run_in_executor(None, self.body.read, min(READ_CHUNK, remaining)) if remaining else None
@@ -82,8 +99,39 @@ class S3Reader:
                 nxt = loop.run_in_executor(None, self.body.read, min(READ_CHUNK, remaining)) if remaining > 0 else None
                 yield chunk
         finally:
-            if nxt is not None and not nxt.done():  # the client went away mid-body: the read in
-                nxt.add_done_callback(lambda f: f.cancelled() or f.exception())  # flight is not awaited
+            _forget(nxt)
+
+    async def _into_buffers(self, fp: Any) -> AsyncIterator[bytearray]:
+        loop = asyncio.get_running_loop()
+        size = min(BUFFER_CHUNK, self.length)
+        buffers = [bytearray(size), bytearray(size)]
+
+        def fill(buf: bytearray, n: int) -> bytearray:
+            view, got = memoryview(buf), 0
+            while got < n:
+                k = fp.readinto(view[got:n])
+                if not k:
+                    raise OSError(f"object ended {self.length - got} bytes early")
+                got += k
+            return buf if n == len(buf) else bytearray(view[:n])
+
+        remaining, turn = self.length, 0
+        nxt: Any = loop.run_in_executor(None, fill, buffers[0], min(size, remaining))
+        try:
+            while nxt is not None:
+                chunk = await nxt
+                remaining -= len(chunk)
+                turn ^= 1  # the other buffer: the server copied its last chunk when send returned
+                nxt = loop.run_in_executor(None, fill, buffers[turn], min(size, remaining)) if remaining > 0 else None
+                yield chunk
+        finally:
+            _forget(nxt)
+
+
+def _forget(pending: Any) -> None:
+    """A read still in flight when the client went away mid-body: not awaited, its outcome dropped."""
+    if pending is not None and not pending.done():
+        pending.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 class _Parts:
