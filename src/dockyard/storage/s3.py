@@ -46,7 +46,7 @@ MAX_PARTS = 10000  # and its most parts
 COPY_MAX = 5 << 30  # CopyObject's limit; larger objects are copied part by part
 DELETE_BATCH = 1000  # DeleteObjects' limit
 READ_CHUNK = 1 << 20
-BUFFER_CHUNK = 1 << 20  # per read into a reused buffer (two of them per GET)
+BUFFER_CHUNK = 4 << 20  # per read into a reused buffer (two of them per GET)
 PARTS_IN_FLIGHT = 2  # per upload: a part uploading while the next one fills
 COMPLETE_TRIES = 5
 
