@@ -69,19 +69,26 @@ class Services:
     images: ImagesService = field(init=False)
 
 
-def open_store(settings: Settings, durable_dirs: bool) -> BlobStore:
+def open_store(settings: Settings, durable_dirs: bool, cache: bool = True) -> BlobStore:
     """The configured blob store. `durable_dirs`: fsync directories after a rename (fs), for a
-    database that keeps every committed row through a power loss (PostgreSQL)."""
+    database that keeps every committed row through a power loss (PostgreSQL). `cache`: this
+    node's copy of hot blobs in front of a shared store (`storage.cache_gib`)."""
     storage = settings.storage
     if storage.driver == "s3":
         from dockyard.storage.s3 import S3BlobStore
 
         s3 = storage.s3
-        return S3BlobStore(
+        shared = S3BlobStore(
             bucket=s3.bucket, endpoint=s3.endpoint, region=s3.region, access_key_id=s3.access_key_id,
             secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
             path_style=s3.path_style, prefix=s3.prefix, part_size=s3.part_size_mib << 20,
             presign_ttl=s3.presign_ttl_seconds)
+        if not cache or storage.cache_gib <= 0 or storage.redirect:
+            return shared
+        from dockyard.storage.cache import BlobCache, CachedStore
+
+        cache = BlobCache((storage.cache_dir or settings.data_dir / "blob-cache").resolve(), int(storage.cache_gib * (1 << 30)))
+        return CachedStore(shared, cache)
     from dockyard.storage.fs import FsBlobStore
 
     return FsBlobStore(settings.blob_root, settings.upload_root, fsync=storage.fsync, fsync_dirs=durable_dirs)

@@ -60,9 +60,12 @@ def _prepare_store(services: Any) -> None:
     (another database) uses it: that one's GC would delete our blobs, ours theirs."""
     from dockyard.meta.cluster import ClusterFacts
     from dockyard.registry.cluster import StoreInUse, check_owner
+    from dockyard.storage.cache import CachedStore
     from dockyard.storage.s3 import S3BlobStore
 
     store = services.blobs.store
+    if isinstance(store, CachedStore):
+        store = store.store
     if not isinstance(store, S3BlobStore):
         return
     store.ensure_bucket()
@@ -225,7 +228,7 @@ def _check_bucket(settings: Settings) -> None:
     from dockyard.app import open_store
     from dockyard.storage.s3 import S3BlobStore
 
-    store = open_store(settings, durable_dirs=False)
+    store = open_store(settings, durable_dirs=False, cache=False)
     assert isinstance(store, S3BlobStore)
     where = f"bucket {store.bucket} at {settings.storage.s3.endpoint or 'AWS S3'}"
     try:

@@ -109,6 +109,9 @@ class StorageSettings(_Section):
     fsync: bool = Field(True, description="fsync blobs before they become visible (crash safety; fs).")
     redirect: bool = Field(False, description="Answer blob GETs with a 307 to a presigned URL of the object store (s3) "
                            "instead of streaming the bytes through this node.")
+    cache_gib: float = Field(20.0, ge=0, description="Size of this node's local copy of hot blobs read from a shared store "
+                             "(s3): pulls of a blob this node served before come from its own disk. 0: no copy.")
+    cache_dir: Path | None = Field(None, description="Directory of that copy. Default: DATA/blob-cache.")
     s3: S3Settings = S3Settings()
 
 

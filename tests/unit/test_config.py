@@ -235,3 +235,19 @@ def test_check_config_explains_a_missing_file(tmp_path: Path) -> None:
     code, output = check_config(str(tmp_path / "nope.yaml"))
     assert code == 1
     assert "nope.yaml does not exist" in output
+
+
+def test_an_s3_store_gets_the_node_cache_unless_switched_off_or_redirected(tmp_path: Path) -> None:
+    from dockyard.app import open_store
+    from dockyard.storage.cache import CachedStore
+    from dockyard.storage.s3 import S3BlobStore
+
+    s3 = {"driver": "s3", "s3": {"endpoint": "http://127.0.0.1:9", "bucket": "b-cache", "path_style": True}}
+    store = open_store(Settings(data_dir=tmp_path, storage=s3), durable_dirs=True)
+    assert isinstance(store, CachedStore) and store.kind == "s3" and store.shared
+    assert store.cache.root == (tmp_path / "blob-cache").resolve() and store.cache.max_bytes == 20 << 30
+    sized = open_store(Settings(data_dir=tmp_path, storage={**s3, "cache_gib": 0.5, "cache_dir": str(tmp_path / "c")}), True)
+    assert isinstance(sized, CachedStore) and sized.cache.max_bytes == 512 << 20 and sized.cache.root == tmp_path / "c"
+    for off in ({**s3, "cache_gib": 0}, {**s3, "redirect": True}):
+        assert isinstance(open_store(Settings(data_dir=tmp_path, storage=off), durable_dirs=True), S3BlobStore)
+    assert isinstance(open_store(Settings(data_dir=tmp_path, storage=s3), durable_dirs=True, cache=False), S3BlobStore)

@@ -28,7 +28,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -63,14 +63,24 @@ class S3Reader:
     go from the socket straight into two buffers used in turn (http.client's readinto under
     urllib3), instead of through urllib3's read(), which copies every chunk twice more."""
 
-    def __init__(self, body: Any, length: int) -> None:
+    def __init__(self, body: Any, length: int, sink: Any | None = None) -> None:
         self.body = body
         self.length = length
+        self.sink = sink  # storage/cache.py's Fill: sees every byte, in the reading thread
 
     def close(self) -> None:
+        if self.sink is not None:
+            self.sink.abort()  # nothing when it saw every byte
+            self.sink = None
         if self.body is not None:
             self.body.close()
             self.body = None
+
+    def _read(self, n: int) -> bytes:
+        chunk: bytes = self.body.read(n)
+        if self.sink is not None and chunk:
+            self.sink.write(chunk)
+        return chunk
 
     def _socket_reader(self) -> Any | None:
         raw = getattr(self.body, "_raw_stream", None)  # botocore StreamingBody -> urllib3 HTTPResponse
@@ -89,14 +99,14 @@ class S3Reader:
             return
         loop = asyncio.get_running_loop()
         remaining = self.length
-        nxt = loop.run_in_executor(None, self.body.read, min(READ_CHUNK, remaining)) if remaining else None
+        nxt = loop.run_in_executor(None, self._read, min(READ_CHUNK, remaining)) if remaining else None
         try:
             while nxt is not None:
                 chunk = await nxt
                 if not chunk:
                     raise OSError(f"object ended {remaining} bytes early")
                 remaining -= len(chunk)
-                nxt = loop.run_in_executor(None, self.body.read, min(READ_CHUNK, remaining)) if remaining > 0 else None
+                nxt = loop.run_in_executor(None, self._read, min(READ_CHUNK, remaining)) if remaining > 0 else None
                 yield chunk
         finally:
             _forget(nxt)
@@ -105,6 +115,7 @@ class S3Reader:
         loop = asyncio.get_running_loop()
         size = min(BUFFER_CHUNK, self.length)
         buffers = [bytearray(size), bytearray(size)]
+        sink = self.sink
 
         def fill(buf: bytearray, n: int) -> bytearray:
             view, got = memoryview(buf), 0
@@ -113,6 +124,8 @@ class S3Reader:
                 if not k:
                     raise OSError(f"object ended {self.length - got} bytes early")
                 got += k
+            if sink is not None:
+                sink.write(view[:n])
             return buf if n == len(buf) else bytearray(view[:n])
 
         remaining, turn = self.length, 0
@@ -488,6 +501,19 @@ class S3BlobStore:
                 raise FileNotFoundError(digest) from None
             raise
         return S3Reader(body, length)
+
+    def open_for_cache(self, digest: str, length: int, fill: Callable[[str, int], Any]) -> S3Reader:
+        """The first `length` bytes, copied by `fill(digest, size)`'s sink as they are read
+        when they are the whole blob (storage/cache.py)."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.blob_key(digest), Range=f"bytes=0-{length - 1}")
+        except ClientError as exc:
+            if _not_found(exc):
+                raise FileNotFoundError(digest) from None
+            raise
+        total = response.get("ContentRange", "").rpartition("/")[2]
+        sink = fill(digest, length) if total == str(length) else None
+        return S3Reader(response["Body"], length, sink)
 
     def redirect_url(self, digest: str) -> str | None:
         return str(self.client.generate_presigned_url(

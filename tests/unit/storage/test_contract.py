@@ -1,5 +1,6 @@
 """The `BlobStore` contract (storage/base.py), one suite run over every backend: `fs` on a temporary
-directory and `s3` on a real Ceph RADOS Gateway (tests/s3_support.py; marked `s3`).
+directory, `s3` on a real Ceph RADOS Gateway (tests/s3_support.py; marked `s3`) and `s3+cache`, the
+same with each node's local copy of hot blobs in front (storage/cache.py).
 
 Only the protocol is used, the way the registry drives it (registry/uploads.py): monolithic
 uploads (new_blob -> write -> hexdigest -> finish -> seal -> place), upload sessions whose state
@@ -57,7 +58,7 @@ def contract_bucket(ceph_rgw: S3Server) -> Iterator[tuple[S3Server, str]]:
         empty_and_delete(client, name)
 
 
-@pytest.fixture(params=["fs", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(params=["fs", pytest.param("s3", marks=pytest.mark.s3), pytest.param("s3+cache", marks=pytest.mark.s3)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "fs":
         from dockyard.storage.fs import FsBlobStore
@@ -67,10 +68,20 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
     server, bucket = request.getfixturevalue("contract_bucket")
     prefix = f"t{uuid.uuid4().hex[:16]}/"  # this test's part of the bucket: the store sees nothing else
-    return Backend("s3", lambda: S3BlobStore(
-        bucket=bucket, endpoint=server.endpoint, region=server.region, access_key_id=server.access_key,
-        secret_access_key=server.secret_key, path_style=True, prefix=prefix, part_size=PART,
-        presign_ttl=300))
+
+    def make() -> BlobStore:
+        return S3BlobStore(
+            bucket=bucket, endpoint=server.endpoint, region=server.region, access_key_id=server.access_key,
+            secret_access_key=server.secret_key, path_style=True, prefix=prefix, part_size=PART, presign_ttl=300)
+
+    if request.param == "s3":
+        return Backend("s3", make)
+    from dockyard.storage.cache import BlobCache, CachedStore
+
+    def cached() -> BlobStore:  # each node with a local copy of hot blobs of its own
+        return CachedStore(make(), BlobCache(tmp_path / f"cache-{uuid.uuid4().hex[:8]}", 1 << 30))
+
+    return Backend("s3+cache", cached)
 
 
 @pytest.fixture
