@@ -268,3 +268,41 @@ cluster_facts = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# The durable job queue (meta/jobs.py): work done later, by whichever worker takes it.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("args", Text, nullable=False),  # JSON object
+    Column("state", String(16), nullable=False),  # queued | running | succeeded | failed | cancelled
+    # At most one unfinished job per key (cleared when the job finishes).
+    Column("unique_key", String(200), nullable=True),
+    Column("priority", Integer, nullable=False, default=0),  # higher first
+    Column("run_at", DateTime(timezone=True), nullable=False),  # not before (schedules, retry backoff)
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("holder", String(64), nullable=True),  # the worker running it…
+    Column("lease_until", DateTime(timezone=True), nullable=True),  # …while it renews this
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("progress_done", BigInteger, nullable=True),
+    Column("progress_total", BigInteger, nullable=True),
+    Column("result", Text, nullable=True),  # JSON
+    Column("error", Text, nullable=True),  # the last attempt's
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),  # of the last attempt
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("unique_key"),
+    Index("ix_jobs_ready", "state", "run_at"),
+    Index("ix_jobs_kind", "kind", "id"),
+    Index("ix_jobs_finished", "finished_at"),
+)
+
+# Scheduled jobs: one row per schedule; the node that moves `next_run_at` on enqueues the run.
+job_schedules = Table(
+    "job_schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_run_at", DateTime(timezone=True), nullable=False),
+)
