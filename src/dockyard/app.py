@@ -26,11 +26,15 @@ from dockyard.auth.service import ACCESS_CACHE_SECONDS, AuthService
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
 from dockyard.management.images import ImagesService
+from dockyard.management.jobs import JobsService
 from dockyard.management.service import ManagementService
 from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
 from dockyard.meta.credentials import CredentialStore
 from dockyard.meta.db import Database
+from dockyard.jobs.kinds import GC
+from dockyard.jobs.worker import Schedule, Worker
+from dockyard.meta.jobs import JobStore
 from dockyard.meta.leases import node_holder
 from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.queries import ManagementQueries
@@ -65,6 +69,7 @@ class Services:
     audit: AuditStore
     activity: Activity
     sessions: SessionStore
+    jobs: JobStore
     management: ManagementService = field(init=False)
     images: ImagesService = field(init=False)
 
@@ -120,6 +125,7 @@ def build_services(settings: Settings) -> Services:
         audit=audit,
         activity=Activity(audit),
         sessions=SessionStore(db),
+        jobs=JobStore(db),
         blobs=BlobService(content, store, redirect=settings.storage.redirect),
         uploads=uploads,
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
@@ -142,17 +148,23 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
-async def _once(name: str, fn: object) -> None:
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, fn)  # type: ignore[arg-type]
-    except Exception:
-        log.exception("background job %s failed", name)
+def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
+    """The job worker of a process (`dockyard serve`'s embedded one, or `dockyard worker`). With
+    concurrency 0 it runs no job but still does the node's part: schedules, reclaiming dead
+    workers' jobs, and the node-local ticks (flushing buffered pull counts)."""
+    from dockyard.jobs.kinds import IMAGE_BACKFILL, JobServices, job_kinds, schedules
 
-
-async def _periodic(name: str, interval: int, fn: object) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        await _once(name, fn)
+    settings = services.settings
+    wired = JobServices(settings=settings, gc=services.gc, manifests=services.manifests, uploads=services.uploads,
+                        sessions=services.sessions, images=services.images)
+    # Facts (size, platform) of manifests pushed before migration 0003: once per installation.
+    once = Schedule(IMAGE_BACKFILL, IMAGE_BACKFILL, 10 * 365 * 86400, unique_key=IMAGE_BACKFILL)
+    return Worker(
+        services.jobs, job_kinds(wired) if concurrency else [], holder, concurrency=concurrency,
+        lease_seconds=settings.jobs.lease_seconds, poll_seconds=settings.jobs.poll_seconds,
+        grace_seconds=settings.jobs.grace_seconds, retention_seconds=settings.jobs.retention_seconds,
+        schedules=[*schedules(wired), once], ticks=[("activity flush", 1.0, services.activity.flush)],
+        listen_url=services.db.listen_url())
 
 
 def create_app(settings: Settings, services: Services | None = None) -> "DockyardApp":
@@ -175,42 +187,32 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        jobs = []
         uploads = settings.uploads
-        holder = node_holder()
-        # Periodic work shared by the cluster runs once per interval on whichever node takes its
-        # lease first (meta/leases.py); the others skip that round.
-        purge = lambda: services.gc.purge_uploads_if_due(holder, uploads.purge_interval_seconds)  # noqa: E731
+        loop = asyncio.get_running_loop()
         # At startup a single process on SQLite (so alone with its staging) has no upload in
         # flight: a staging file without a session (a monolithic upload cut short by a crash) is
         # garbage now, not in ten minutes. With PostgreSQL other nodes may be mid-upload, so only
-        # what is stale by age goes, as in the periodic purge.
+        # what is stale by age goes, as in the periodic purge (a job, jobs/kinds.py).
         alone = settings.server.workers == 1 and services.db.is_sqlite and not services.blobs.store.shared
         startup_purge = lambda: services.uploads.purge(uploads.purge_after_seconds, 0 if alone else 600)  # noqa: E731
-        await asyncio.get_running_loop().run_in_executor(None, startup_purge)
-        if uploads.purge_interval_seconds:
-            jobs.append(asyncio.create_task(_periodic("upload purge", uploads.purge_interval_seconds, purge)))
-        if settings.gc.interval_seconds:
-            def collect() -> None:
-                report = services.gc.run_if_due(holder, settings.gc.interval_seconds)
-                if report is not None and report.manifests:
-                    services.manifests.clear_cache()
-
-            jobs.append(asyncio.create_task(_periodic("gc", settings.gc.interval_seconds, collect)))
-        jobs.append(asyncio.create_task(_periodic("activity flush", 1, services.activity.flush)))
-        # Facts (size, platform) of manifests pushed before migration 0003: in the background, so a
-        # large registry starts serving at once (a version's page computes a missing size itself).
-        jobs.append(asyncio.create_task(_once("image facts backfill", services.images.backfill_all)))
-        jobs.append(asyncio.create_task(_periodic("console session purge", 3600, services.sessions.purge_expired)))
+        await loop.run_in_executor(None, startup_purge)
+        # Background work is jobs (jobs/kinds.py), run by this process's worker unless
+        # `jobs.embedded_worker` is off (then `dockyard worker` processes run them).
+        worker = make_worker(services, node_holder(), settings.jobs.concurrency if settings.jobs.embedded_worker else 0)
+        worker.start()
         try:
             yield
         finally:
-            for job in jobs:
-                job.cancel()
-            await asyncio.get_running_loop().run_in_executor(None, services.activity.flush)
+            await loop.run_in_executor(None, worker.stop)
+            await loop.run_in_executor(None, services.activity.flush)
+            close = getattr(services.blobs.store, "close", None)
+            if close is not None:  # the node's blob cache (storage/cache.py)
+                close()
 
+    jobs_service = JobsService(services.jobs, services.audit, gc_kind=GC)
     if settings.console.enabled:
-        console = console_routes(settings, services.auth, services.sessions, services.management, services.images)
+        console = console_routes(settings, services.auth, services.sessions, services.management, services.images,
+                                 jobs_service)
     else:
         console = [Route("/", index)]
     web = Starlette(
@@ -218,7 +220,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
             *console,
             Route("/healthz", health),
             Route("/auth/token", token.handle, methods=["GET", "POST"]),
-            Mount("/api/v1", routes=ManagementAPI(services.management, services.auth).routes()),
+            Mount("/api/v1", routes=ManagementAPI(services.management, services.auth, jobs_service).routes()),
         ],
         lifespan=lifespan,
     )

@@ -367,9 +367,18 @@ def user_list(ctx: click.Context, as_json: bool, data_dir: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Report what would be removed; change nothing.")
 @click.option("--delete-untagged/--keep-untagged", default=None, help="Also remove manifests nothing keeps [default: gc.delete_untagged].")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--url", metavar="URL", help="Ask the registry at URL to run it (a job; POST /api/v1/gc) instead of "
+              "collecting here on the data directory.")
+@click.option("--user", "-u", envvar="DOCKYARD_USER", metavar="NAME", help="With --url: the administrator to act as "
+              "(password: DOCKYARD_PASSWORD, or asked for).")
+@click.option("--wait/--no-wait", default=True, help="With --url: follow the job until it ends [default: wait].")
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, delete_untagged: bool | None, data_dir: Path | None) -> None:
+def gc(ctx: click.Context, dry_run: bool, delete_untagged: bool | None, data_dir: Path | None, url: str | None,
+       user: str | None, wait: bool) -> None:
     """Remove unreferenced blobs (and untagged manifests) and stale uploads, while the registry runs."""
+    if url:
+        _gc_remote(url, user, dry_run, delete_untagged, wait)
+        return
     from tqdm import tqdm
 
     services = _services(_load(ctx, data_dir=data_dir))
@@ -387,6 +396,68 @@ def gc(ctx: click.Context, dry_run: bool, delete_untagged: bool | None, data_dir
     for bar in bars.values():
         bar.close()
     click.echo(report.summary())
+
+
+def _gc_remote(url: str, user: str | None, dry_run: bool, delete_untagged: bool | None, wait: bool) -> None:
+    import time
+
+    from dockyard.cli_manage.common import session
+    from dockyard.cli_manage.jobs import progress_text
+
+    with session(url, user) as api:
+        job_id = api.request_gc(dry_run=dry_run, delete_untagged=delete_untagged)
+        click.echo(f"garbage collection: job {job_id}", err=True)
+        if not wait:
+            return
+        shown = ""
+        while True:
+            job = api.job(job_id)
+            line = f"{job.get('state')} {progress_text(job)}".strip()
+            if line != shown:
+                click.echo(line, err=True)
+                shown = line
+            if job.get("state") in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.5)
+    if job.get("state") != "succeeded":
+        raise click.ClickException(f"job {job_id} {job.get('state')}: {job.get('error') or ''}".rstrip(": "))
+    click.echo(json.dumps(job.get("result"), sort_keys=True))
+
+
+@main.command()
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Jobs run at once [default: jobs.concurrency].")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int | None, data_dir: Path | None) -> None:
+    """Run background jobs (GC, purges…) apart from the API nodes, until SIGTERM or SIGINT: then
+    running jobs get jobs.grace_seconds to finish before they are handed back to the queue."""
+    import signal
+    import threading
+
+    from dockyard.app import make_worker
+    from dockyard.meta.leases import node_holder
+
+    settings = _load(ctx, data_dir=data_dir)
+    logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if settings.database_url.startswith("sqlite"):
+        # A SQLite registry keeps in-process caches that only its own process's writes update
+        # (app.py): GC in another process would leave them stale. Its jobs run inside serve.
+        raise click.ClickException("with SQLite, jobs run inside `dockyard serve` (jobs.embedded_worker); "
+                                   "`dockyard worker` is for PostgreSQL (database.url)")
+    services = _services(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runner = make_worker(services, node_holder(), concurrency or settings.jobs.concurrency)
+    runner.start()
+    click.echo(f"Dockyard {__version__} worker: {runner.concurrency} job(s) at once, kinds: {', '.join(sorted(runner.kinds))}", err=True)
+    while not stop.wait(1.0):
+        pass
+    click.echo("stopping: running jobs finish or go back to the queue", err=True)
+    runner.stop()
+    services.activity.flush()
+    services.db.dispose()
 
 
 from dockyard.cli_manage import register  # noqa: E402  (the commands that drive /api/v1)

@@ -104,6 +104,19 @@ class Robot(TypedDict, total=False):
     last_used_at: str | None
 
 
+class Job(TypedDict, total=False):
+    id: int
+    kind: str
+    state: str  # queued | running | succeeded | failed | cancelled
+    progress: dict[str, Any] | None  # {"done", "total"}
+    attempts: int
+    error: str | None
+    result: Any
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
 class AuditEvent(TypedDict, total=False):
     id: int
     at: str
@@ -183,7 +196,7 @@ class Client:
         raise _error(method, path, response)
 
     def paginate(self, path: str, params: Mapping[str, Any] | None = None, *, cursor: str = "after",
-                 limit: int | None = None) -> Iterator[Any]:
+                 limit: int | None = None, key: str = "items") -> Iterator[Any]:
         """Every item of a paginated list, following `next` (sent back as `cursor`), up to `limit`."""
         query = dict(params or {})
         seen = 0
@@ -194,7 +207,7 @@ class Client:
             if isinstance(body, list):  # an unpaginated list
                 items, after = body, None
             elif isinstance(body, dict):
-                items, after = body.get("items") or [], body.get("next")
+                items, after = body.get(key) or [], body.get("next")
             else:
                 raise ClientError(f"GET {API}{path}: unexpected answer {str(body)[:200]!r}")
             for item in items:
@@ -308,6 +321,22 @@ class Client:
         """Newest first; pages go back in time with `before`."""
         return self.paginate("/audit", {"actor": actor, "action": action, "target": target},
                              cursor="before", limit=limit)
+
+    # -- jobs (administrators) ------------------------------------------------------------------------
+    def jobs(self, kind: str | None = None, state: str | None = None, limit: int | None = None) -> Iterator[Job]:
+        """Newest first."""
+        return self.paginate("/jobs", {"kind": kind, "state": state}, cursor="before", limit=limit, key="jobs")
+
+    def job(self, job_id: int) -> Job:
+        return cast(Job, self.request("GET", f"/jobs/{job_id}"))
+
+    def cancel_job(self, job_id: int) -> Job:
+        return cast(Job, self.request("POST", f"/jobs/{job_id}/cancel", json={}))
+
+    def request_gc(self, dry_run: bool = False, delete_untagged: bool | None = None) -> int:
+        """Queue a garbage collection; the job's id."""
+        body = self.request("POST", "/gc", json=_compact({"dry_run": dry_run, "delete_untagged": delete_untagged}))
+        return int(body["job_id"])
 
 
 def _compact(body: dict[str, Any]) -> dict[str, Any]:

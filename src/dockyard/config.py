@@ -145,6 +145,19 @@ class GcSettings(_Section):
     grace_seconds: int = Field(3600, ge=0, description="Never remove blobs or manifests younger than this.")
 
 
+class JobSettings(_Section):
+    embedded_worker: bool = Field(True, description="Run a job worker inside each `dockyard serve` process "
+                                  "(GC, purges, scans…); false when `dockyard worker` processes do the work.")
+    concurrency: int = Field(2, ge=1, le=64, description="Jobs a worker runs at once.")
+    lease_seconds: int = Field(60, ge=5, le=3600, description="A job whose worker stops renewing for this long "
+                               "(it died) goes back to the queue.")
+    poll_seconds: float = Field(2.0, gt=0, le=60, description="How often an idle worker looks for jobs when nothing "
+                                "woke it (PostgreSQL's LISTEN/NOTIFY and this process's own jobs wake it at once).")
+    grace_seconds: int = Field(30, ge=0, le=3600, description="On stop (SIGTERM), how long running jobs may finish "
+                               "before they are handed back to the queue.")
+    retention_seconds: int = Field(7 * 86400, ge=60, description="How long finished jobs stay listed.")
+
+
 class LimitSettings(_Section):
     manifest_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest manifest accepted.")
     page_size_max: int = Field(10000, ge=1, description="Largest `n` for tags/list and _catalog.")
@@ -191,6 +204,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     uploads: UploadSettings = UploadSettings()
     gc: GcSettings = GcSettings()
+    jobs: JobSettings = JobSettings()
     limits: LimitSettings = LimitSettings()
     console: ConsoleSettings = ConsoleSettings()
     regions: list[RegionSettings] = Field(

@@ -663,3 +663,33 @@ def test_the_walk_through_against_a_real_server(server: ServerProcess) -> None:
     cli("repo", "delete", "acme/web/app", "--yes")
     cli("namespace", "delete", "acme", "--yes")
     assert cli("namespace", "list").stdout == "no namespaces\n"
+
+
+# -- jobs and remote gc -----------------------------------------------------------------------------------
+
+def test_jobs_list_show_cancel_and_gc_through_the_api(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    as_user(monkeypatch, "admin")
+    gc = ok(api, "gc", "--url", "http://registry.test", "--dry-run")
+    assert json.loads(gc.stdout.strip().splitlines()[-1])["dry_run"] is True
+    assert "garbage collection: job " in gc.stderr and "succeeded" in gc.stderr
+    assert ("POST", "/api/v1/gc", {}, {"dry_run": True}) in api.calls("POST")
+    gc_job = api.services.jobs.list(kind="gc")[0]
+    later = api.services.jobs.submit("uploads.purge", delay_seconds=3600)
+
+    table = lines(ok(api, "jobs", "list", "--kind", "gc"))
+    assert table[0] == ["ID", "KIND", "STATE", "PROGRESS", "ATTEMPTS", "CREATED", "FINISHED", "ERROR"]
+    assert [row[:3] for row in table[1:]] == [[str(gc_job.id), "gc", "succeeded"]]
+    listed = json.loads(ok(api, "jobs", "list", "--state", "queued", "--json").stdout)
+    assert [j["id"] for j in listed] == [later]
+    shown = ok(api, "jobs", "show", str(gc_job.id)).stdout
+    assert "kind:" in shown and "succeeded" in shown and '"dry_run":true' in shown.replace(" ", "")
+    cancelled = ok(api, "jobs", "cancel", str(later))
+    assert f"job {later}: cancelled" in cancelled.stdout
+    assert f"job {later}: cancelled" in ok(api, "jobs", "cancel", str(later)).stdout  # idempotent
+    assert f"job {gc_job.id}: already succeeded" in ok(api, "jobs", "cancel", str(gc_job.id)).stdout
+    assert "not found" in fails(api, "jobs", "show", "999999").stderr
+    queued = ok(api, "gc", "--url", "http://registry.test", "--no-wait")
+    assert queued.stdout == "" and "garbage collection: job " in queued.stderr
+
+    as_user(monkeypatch, "alice")
+    assert "administrators only" in fails(api, "jobs", "list").stderr

@@ -1,23 +1,18 @@
-"""GC and the upload purge run once cluster-wide (GarbageCollector.run_if_due,
-purge_uploads_if_due): two "nodes" (two collectors, each with its own Database pool) on one
-database, on SQLite and PostgreSQL."""
+"""No two garbage collections sweep at once (GarbageCollector.run_exclusive, what the GC job
+runs): two "nodes" (two collectors, each with its own Database pool) on one database, on SQLite
+and PostgreSQL. That each scheduled run is enqueued once cluster-wide is tests/integration/test_jobs.py's."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
 
 from dockyard.meta import leases as leases_module
 from dockyard.meta.db import Database
-from dockyard.meta.tables import leases
-from dockyard.registry.gc import GC_LEASE, UPLOAD_PURGE_LEASE, GarbageCollector, GcReport
-from tests.integration.helpers import run_together
+from dockyard.registry.gc import GarbageCollector, GcReport
 
-EVERY = 600
 TIMEOUT = 30.0
 
 
@@ -36,40 +31,20 @@ def nodes(services: Any) -> Iterator[list[GarbageCollector]]:
         db.dispose()
 
 
-def _time_passes(db: Database, name: str, seconds: int) -> None:
-    """The lease's last run started `seconds` earlier than it did."""
-    with db.write() as conn:
-        started = conn.execute(select(leases.c.last_run_at).where(leases.c.name == name)).scalar_one()
-        conn.execute(update(leases).where(leases.c.name == name).values(last_run_at=started - timedelta(seconds=seconds)))
-
-
-def test_gc_runs_on_one_node_per_interval(nodes: list[GarbageCollector], services: Any) -> None:
-    a, b = nodes
-    ran = run_together([lambda: a.run_if_due("node-a", EVERY), lambda: b.run_if_due("node-b", EVERY)])
-    assert [isinstance(r, GcReport) for r in ran].count(True) == 1, ran
-    assert ran.count(None) == 1
-    # Again at once: the last run started less than an interval ago, on either node.
-    assert a.run_if_due("node-a", EVERY) is None and b.run_if_due("node-b", EVERY) is None
-    _time_passes(services.db, GC_LEASE, EVERY)
-    ran = run_together([lambda: a.run_if_due("node-a", EVERY), lambda: b.run_if_due("node-b", EVERY)])
-    assert [isinstance(r, GcReport) for r in ran].count(True) == 1, ran
-
-
 def test_no_second_gc_while_one_runs(nodes: list[GarbageCollector], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Even with no interval at all, a node does not start GC while another holds the lease;
-    after it, one may."""
+    """A node does not start GC while another holds the lease; after it, one may."""
     a, b = nodes
     during: list[GcReport | None] = []
     real_run = a.run
 
     def run(**kwargs: Any) -> GcReport:
-        during.append(b.run_if_due("node-b", 0))  # a is collecting now
+        during.append(b.run_exclusive("node-b"))  # a is collecting now
         return real_run(**kwargs)
 
     monkeypatch.setattr(a, "run", run)
-    assert isinstance(a.run_if_due("node-a", 0), GcReport)
+    assert isinstance(a.run_exclusive("node-a"), GcReport)
     assert during == [None]
-    assert isinstance(b.run_if_due("node-b", 0), GcReport), "released at the end"
+    assert isinstance(b.run_exclusive("node-b"), GcReport), "released at the end"
 
 
 class Clock:
@@ -106,16 +81,4 @@ def test_a_long_gc_renews_its_lease(nodes: list[GarbageCollector], monkeypatch: 
         return real_run(progress=progress, **kwargs)
 
     monkeypatch.setattr(a, "run", run)
-    assert isinstance(a.run_if_due("node-a", EVERY), GcReport)
-
-
-def test_the_upload_purge_runs_on_one_node_per_interval(nodes: list[GarbageCollector], services: Any) -> None:
-    a, b = nodes
-    ran = run_together([lambda: a.purge_uploads_if_due("node-a", EVERY), lambda: b.purge_uploads_if_due("node-b", EVERY)])
-    assert sorted(ran, key=repr) == [0, None]
-    assert len(a.purges) + len(b.purges) == 1  # type: ignore[attr-defined]
-    assert a.purge_uploads_if_due("node-a", EVERY) is None and b.purge_uploads_if_due("node-b", EVERY) is None
-    assert a.leases.last_run(GC_LEASE) is None, "its own lease: GC is not held back by the purge"
-    _time_passes(services.db, UPLOAD_PURGE_LEASE, EVERY)
-    assert b.purge_uploads_if_due("node-b", EVERY) == 0
-    assert len(a.purges) + len(b.purges) == 2  # type: ignore[attr-defined]
+    assert isinstance(a.run_exclusive("node-a"), GcReport)

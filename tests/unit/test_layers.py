@@ -18,8 +18,9 @@ ALLOWED: dict[str, set[str]] = {
     "management": {"core", "meta", "auth", "registry", "config"},
     "api": {"core", "meta", "auth", "registry", "management", "config", "storage"},
     "web": {"core", "meta", "auth", "management", "config", "api"},  # the console: services, never the HTTP API
+    "jobs": {"core", "meta", "registry", "management", "config"},  # the worker and the handlers over the services
 }
-NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management"}  # only api (and app/cli) know HTTP
+NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management", "jobs"}  # only api (and app/cli) know HTTP
 
 
 def _imports(path: Path) -> set[str]:

@@ -18,7 +18,7 @@ process by default (`jobs.embedded_worker`). Every worker:
 
 Handlers are plain functions `(ctx, args) -> result` (JSON-serialisable or None), idempotent:
 a job may run again after a crash. A failure is retried with exponential backoff (with jitter)
-up to the kind's `max_attempts`, then the job is `failed` with the error.
+up to the job's `max_attempts` (given when it is enqueued), then the job is `failed` with the error.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ class WorkerStopping(Exception):
 class Kind:
     name: str
     handler: Callable[[JobContext, dict[str, Any]], Any]
-    max_attempts: int = 5
     backoff_seconds: float = 5.0  # first retry after about this, doubling up to backoff_cap
     backoff_cap: float = 3600.0
 
@@ -61,6 +60,7 @@ class Schedule:
     every_seconds: float
     args: dict[str, Any] = field(default_factory=dict)
     first_delay: float = 0.0
+    unique_key: str | None = None  # default "schedule:NAME": a run is not queued while the last one is unfinished
 
 
 def backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -102,7 +102,7 @@ class Worker:
                  lease_seconds: float = 60.0, poll_seconds: float = 2.0, grace_seconds: float = 30.0,
                  schedules: list[Schedule] | None = None, retention_seconds: float = 7 * 86400,
                  ticks: list[tuple[str, float, Callable[[], Any]]] | None = None, listen_url: str | None = None,
-                 chore_seconds: float = 5.0) -> None:
+                 chore_seconds: float | None = None) -> None:
         self.store = store
         self.kinds = {k.name: k for k in kinds}
         self.holder = holder
@@ -114,7 +114,7 @@ class Worker:
         self.retention_seconds = retention_seconds
         self.ticks = [(name, every, fn, [0.0]) for name, every, fn in (ticks or [])]
         self.listen_url = listen_url
-        self.chore_seconds = chore_seconds
+        self.chore_seconds = chore_seconds if chore_seconds is not None else poll_seconds
         self.stopping = threading.Event()
         self.grace_over = threading.Event()
         self.wake = threading.Condition()
@@ -123,6 +123,8 @@ class Worker:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._last_purge = 0.0
+        self._next_due: dict[str, float] = {}
+        self._last_reclaim = 0.0
         store.on_enqueue = self.notify
 
     # -- life -------------------------------------------------------------------------------------
@@ -134,7 +136,8 @@ class Worker:
         for name, target in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
-            self._threads.append(thread)
+            if target != self._listen:  # it ends within a second by itself; stop() does not wait for it
+                self._threads.append(thread)
 
     def stop(self) -> None:
         """Take no new job; wait `grace_seconds` for running ones, then ask them to stop."""
@@ -153,8 +156,8 @@ class Worker:
             self.wake.notify_all()
 
     def _sleep(self, seconds: float) -> None:
-        with self.wake:
-            if not self._pending_wake:
+        with self.wake:  # `stop` sets `stopping` before it notifies: checked under the lock, no wake-up is lost
+            if not self._pending_wake and not self.stopping.is_set():
                 self.wake.wait(seconds)
             self._pending_wake = False
 
@@ -189,7 +192,7 @@ class Worker:
                 self.store.hand_back(job.id, self.holder)
                 log.info("job %s (%s) handed back", job.id, job.kind)
             except Exception as exc:
-                retry = backoff(job.attempts, kind.backoff_seconds, kind.backoff_cap) if job.attempts < kind.max_attempts else None
+                retry = backoff(job.attempts, kind.backoff_seconds, kind.backoff_cap) if job.attempts < job.max_attempts else None
                 state = self.store.fail(job.id, self.holder, f"{type(exc).__name__}: {exc}", retry)
                 log.warning("job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, job.attempts, state, exc,
                             exc_info=state == "failed")
@@ -233,10 +236,17 @@ class Worker:
                 ctx.lost.set()
 
     def _chores(self) -> None:
-        if self.store.reclaim():
-            self.notify()
+        now = time.monotonic()
+        if now - self._last_reclaim >= self.lease_seconds / 3:  # a lease runs out in lease_seconds at best
+            self._last_reclaim = now
+            if self.store.reclaim():
+                self.notify()
         for schedule in self.schedules:  # enqueued even when other workers run the kind
-            self.store.due(schedule.name, schedule.every_seconds, schedule.kind, schedule.args, schedule.first_delay)
+            if time.monotonic() < self._next_due.get(schedule.name, 0.0):
+                continue  # not due yet, as the database said last time: no write until then
+            _, wait = self.store.due(schedule.name, schedule.every_seconds, schedule.kind, schedule.args,
+                                     schedule.first_delay, schedule.unique_key)
+            self._next_due[schedule.name] = time.monotonic() + wait
         now = time.monotonic()
         if now - self._last_purge >= 3600:
             self._last_purge = now

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from dockyard.meta.db import Database, utcnow
 from dockyard.meta.sql import insert_ignore
@@ -32,9 +32,15 @@ class AuditStore:
     def record(self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None,
                remote: str | None = None) -> None:
         with self.db.write() as conn:
-            conn.execute(audit_events.insert(), {"at": utcnow(), "actor": actor[:160], "action": action[:64],
-                                                 "target": target[:512], "remote": (remote or "")[:64] or None,
-                                                 "detail": json.dumps(detail) if detail else None})
+            self.add(conn, actor, action, target, detail, remote)
+
+    @staticmethod
+    def add(conn: Connection, actor: str, action: str, target: str, detail: dict[str, Any] | None = None,
+            remote: str | None = None) -> None:
+        """Record inside the caller's transaction (with the change it describes)."""
+        conn.execute(audit_events.insert(), {"at": utcnow(), "actor": actor[:160], "action": action[:64],
+                                             "target": target[:512], "remote": (remote or "")[:64] or None,
+                                             "detail": json.dumps(detail) if detail else None})
 
     def query(self, actor: str | None = None, action: str | None = None, target_prefix: str | None = None,
               since: datetime | None = None, before_id: int | None = None, limit: int = 100) -> list[AuditEvent]:

@@ -14,7 +14,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.pool import QueuePool
 
 
@@ -82,6 +82,12 @@ class Database:
                 raise
             finally:
                 pooled.close()  # back to the pool
+
+    def listen_url(self) -> str | None:
+        """The libpq URL of this PostgreSQL database (for a LISTEN connection), or None (SQLite)."""
+        if self.is_sqlite:
+            return None
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     def dispose(self) -> None:
         self.engine.dispose()

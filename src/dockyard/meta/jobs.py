@@ -134,18 +134,21 @@ class JobStore:
             return self.enqueue(conn, kind, args, **options)
 
     def due(self, name: str, every_seconds: float, kind: str, args: dict[str, Any] | None = None,
-            first_delay: float = 0) -> int | None:
-        """Enqueue schedule `name`'s run if it is due (then move it on by `every_seconds`); the id,
-        or None when it is not due or another node enqueued this run. A schedule seen for the
-        first time is due after `first_delay`."""
+            first_delay: float = 0, unique_key: str | None = None, max_attempts: int = 3) -> tuple[int | None, float]:
+        """Enqueue schedule `name`'s run if it is due, moving the schedule on by `every_seconds`.
+        Returns (the job's id, or None when it was not due or another node enqueued this run;
+        seconds until the next run is due). A schedule seen for the first time is due after
+        `first_delay`."""
         with self.db.write() as conn:
             now = self.now(conn)
             insert_ignore(conn, job_schedules, {"name": name, "next_run_at": now + timedelta(seconds=first_delay)})
             moved = conn.execute(update(job_schedules).where(job_schedules.c.name == name, job_schedules.c.next_run_at <= now)
                                  .values(next_run_at=now + timedelta(seconds=every_seconds))).rowcount
             if not moved:
-                return None
-            return self.enqueue(conn, kind, args, unique_key=f"schedule:{name}", max_attempts=1)
+                next_run = aware(conn.execute(select(job_schedules.c.next_run_at).where(job_schedules.c.name == name)).scalar_one())
+                return None, max(0.0, (next_run - aware(now)).total_seconds())
+            job_id = self.enqueue(conn, kind, args, unique_key=unique_key or f"schedule:{name}", max_attempts=max_attempts)
+            return job_id, every_seconds
 
     # -- running ----------------------------------------------------------------------------------
     def claim(self, holder: str, kinds: Iterable[str], lease_seconds: float) -> Job | None:
@@ -248,15 +251,19 @@ class JobStore:
         with self.db.read() as conn:
             return [_job(r) for r in conn.execute(query)]
 
-    def cancel(self, job_id: int) -> Job | None:
-        """Cancel a queued job now, ask a running one to stop; a finished job stays as it is."""
+    def cancel(self, job_id: int, record: Callable[[Connection, Job], None] | None = None) -> Job | None:
+        """Cancel a queued job now, ask a running one to stop; a finished job stays as it is.
+        `record(conn, job)` runs in the same transaction when the job exists (the audit record)."""
         with self.db.write() as conn:
             now = self.now(conn)
             conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued").values(
                 state="cancelled", finished_at=now, unique_key=None))
             conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running").values(cancel_requested=True))
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
-        return _job(row) if row is not None else None
+            job = _job(row) if row is not None else None
+            if job is not None and record is not None:
+                record(conn, job)
+        return job
 
     def purge_finished(self, older_than_seconds: float) -> int:
         """Forget finished jobs older than that (`jobs.retention_seconds`)."""

@@ -53,16 +53,20 @@ class LeaseStore:
         value: datetime = conn.execute(select(func.now())).scalar_one()  # the server's clock
         return value
 
-    def try_acquire(self, name: str, holder: str, ttl_seconds: int, every_seconds: int) -> bool:
-        """Take the lease `name` for `ttl_seconds` if nobody holds it and its last run started at
-        least `every_seconds` ago; True when taken (the caller runs the task now)."""
+    def try_acquire(self, name: str, holder: str, ttl_seconds: int, every_seconds: int, takeover: bool = False) -> bool:
+        """Take the lease `name` for `ttl_seconds` if nobody holds it (or, with `takeover`,
+        `holder` itself does) and its last run started at least `every_seconds` ago; True when
+        taken (the caller runs the task now)."""
         with self.db.write() as conn:
             now = self._now(conn)
             # The row exists from the first attempt on; concurrent first attempts insert it once.
             insert_ignore(conn, leases, {"name": name, "holder": None, "expires_at": None, "last_run_at": None})
+            free = [leases.c.expires_at.is_(None), leases.c.expires_at <= now]
+            if takeover:
+                free.append(leases.c.holder == holder)
             taken = conn.execute(update(leases).where(
                 leases.c.name == name,
-                or_(leases.c.expires_at.is_(None), leases.c.expires_at <= now),
+                or_(*free),
                 or_(leases.c.last_run_at.is_(None), leases.c.last_run_at <= now - timedelta(seconds=every_seconds)),
             ).values(holder=holder, expires_at=now + timedelta(seconds=ttl_seconds), last_run_at=now)).rowcount
         return bool(taken)
@@ -112,14 +116,14 @@ class Lease:
 
 
 def once(store: LeaseStore, name: str, holder: str, every_seconds: int, fn: Callable[[Lease], T],
-         ttl_seconds: int | None = None) -> T | None:
+         ttl_seconds: int | None = None, takeover: bool = False) -> T | None:
     """Run `fn` if this node takes the lease `name` (see LeaseStore.try_acquire), releasing it
     afterwards; returns what `fn` returned, or None when another node ran it within `every_seconds`
     or holds it now, or when `fn` lost the lease midway (LeaseLost). `ttl_seconds` (default: the
     interval, at least an hour) bounds how long a dead node's lease blocks the task; `fn` renews
     it through its Lease while it works."""
     ttl = ttl_seconds or max(every_seconds, 3600)
-    if not store.try_acquire(name, holder, ttl, every_seconds):
+    if not store.try_acquire(name, holder, ttl, every_seconds, takeover):
         return None
     try:
         return fn(Lease(store, name, holder, ttl))

@@ -10,8 +10,9 @@
 
 The grace period protects a blob uploaded for a manifest that has not been pushed yet.
 
-With several nodes on one database, `run_if_due` and `purge_uploads_if_due` run the work once
-cluster-wide: each takes a lease (meta/leases.py) that only one node gets per interval.
+With several nodes on one database, GC is a scheduled job (jobs/kinds.py), enqueued once per
+interval cluster-wide; `run_exclusive` holds a lease (meta/leases.py) while it sweeps, so that no
+two runs overlap.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from dockyard.storage.base import BlobStore
 Progress = Callable[[str, int], None]  # (stage, items done since last call)
 
 GC_LEASE = "gc"
-UPLOAD_PURGE_LEASE = "upload-purge"
 
 
 @dataclass
@@ -40,6 +40,11 @@ class GcReport:
     bytes_freed: int = 0
     orphan_files: int = 0
     uploads_purged: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """What a GC job records as its result (counts, not every digest)."""
+        return {"dry_run": self.dry_run, "manifests": len(self.manifests), "blobs": len(self.blobs),
+                "bytes_freed": self.bytes_freed, "orphan_files": self.orphan_files, "uploads_purged": self.uploads_purged}
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -57,25 +62,24 @@ class GarbageCollector:
         self.settings = settings
         self.purge_uploads = purge_uploads
 
-    def run_if_due(self, holder: str, every_seconds: int) -> GcReport | None:
-        """`run()` (for real) if this node takes the lease "gc": nobody runs GC now and its last
-        run, on any node, started at least `every_seconds` ago. None when it did not run here.
-        `holder` names this node (meta/leases.node_holder()). The lease lasts the interval, at
-        least an hour, and is renewed as the sweeps go on, so a long GC keeps it and a node
-        that dies mid-run blocks GC for that long at most."""
+    def run_exclusive(self, holder: str, dry_run: bool = False, delete_untagged: bool | None = None,
+                      progress: Progress | None = None, ttl_seconds: int = 3600, takeover: bool = False) -> GcReport | None:
+        """`run()` while holding the lease "gc" (meta/leases.py), so that no two collections
+        sweep at once anywhere in the cluster (the GC job, jobs/kinds.py); None when another
+        holds it. `holder` names who runs it (the GC job); with `takeover` the same holder takes
+        a lease it still holds (a retry of a job whose worker died). The lease lasts `ttl_seconds`
+        and is renewed as the sweeps go on, so a long GC keeps it and one that dies mid-run
+        blocks GC for that long at most."""
+        tick = progress or (lambda _stage, _n: None)
 
         def collect(lease: Lease) -> GcReport:
-            return self.run(progress=lambda _stage, _n: lease.renew())
+            def renewing(stage: str, n: int) -> None:
+                tick(stage, n)
+                lease.renew()
 
-        return once(self.leases, GC_LEASE, holder, every_seconds, collect)
+            return self.run(dry_run=dry_run, delete_untagged=delete_untagged, progress=renewing)
 
-    def purge_uploads_if_due(self, holder: str, every_seconds: int) -> int | None:
-        """The upload purge (`purge_uploads`) under its own lease, as `run_if_due` runs GC: the
-        number of sessions purged, or None when it did not run here."""
-        purge = self.purge_uploads
-        if purge is None:
-            return None
-        return once(self.leases, UPLOAD_PURGE_LEASE, holder, every_seconds, lambda _lease: purge())
+        return once(self.leases, GC_LEASE, holder, 0, collect, ttl_seconds=ttl_seconds, takeover=takeover)
 
     def run(self, dry_run: bool = False, delete_untagged: bool | None = None, progress: Progress | None = None) -> GcReport:
         report = GcReport(dry_run=dry_run)

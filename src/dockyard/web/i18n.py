@@ -34,7 +34,9 @@ def N_(message: str) -> str:
 # Words the pages translate from data (`_(role)`, `_(action)`, `_(network)`), which no extractor
 # can see in the templates: listed here so the catalog keeps them.
 DATA_WORDS = (N_("owner"), N_("developer"), N_("guest"), N_("pull"), N_("push"), N_("delete"),
-              N_("Public network"), N_("VPC network"), N_("Internal network"))
+              N_("Public network"), N_("VPC network"), N_("Internal network"),
+              # job states (web/templates/_jobs_table.html)
+              N_("queued"), N_("running"), N_("succeeded"), N_("failed"), N_("cancelled"))
 
 
 @lru_cache(maxsize=None)

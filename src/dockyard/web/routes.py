@@ -10,11 +10,13 @@ from starlette.staticfiles import StaticFiles
 from dockyard.auth.service import AuthService
 from dockyard.config import Settings
 from dockyard.management.images import ImagesService
+from dockyard.management.jobs import JobsService
 from dockyard.management.service import ManagementService
 from dockyard.meta.sessions import SessionStore
 from dockyard.web.framework import Console
 from dockyard.web.views.account import AccountViews
 from dockyard.web.views.auth import AuthViews
+from dockyard.web.views.jobs import JobViews
 from dockyard.web.views.namespaces import NamespaceViews
 from dockyard.web.views.repositories import RepositoryViews
 from dockyard.web.views.users import UserViews
@@ -23,13 +25,14 @@ STATIC = Path(__file__).parent / "static"
 
 
 def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore, management: ManagementService,
-                   images: ImagesService) -> list[BaseRoute]:
+                   images: ImagesService, jobs: JobsService) -> list[BaseRoute]:
     c = Console(settings, auth, sessions)
     a = AuthViews(c)
     ns = NamespaceViews(c, management)
     repos = RepositoryViews(c, management, images)
     acct = AccountViews(c, management)
     users = UserViews(c, management)
+    job_views = JobViews(c, jobs)
     r = c.route
     get, post = ["GET"], ["POST"]
     return [
@@ -63,6 +66,9 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
             Route("/users", r(users.index), methods=get),
             Route("/users", r(users.create), methods=post),
             Route("/users/{username}", r(users.update), methods=post),
+            Route("/jobs", r(job_views.index), methods=get),
+            Route("/jobs/gc", r(job_views.gc), methods=post),
+            Route("/jobs/{id}/cancel", r(job_views.cancel), methods=post),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         ]),
     ]

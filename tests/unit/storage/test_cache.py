@@ -29,7 +29,7 @@ def shared(s3_bucket: tuple[S3Server, str]) -> S3BlobStore:
                        secret_access_key=server.secret_key, path_style=True, part_size=5 * MiB)
 
 
-def put(store: S3BlobStore, data: bytes) -> str:
+def put(store: S3BlobStore | CachedStore, data: bytes) -> str:
     digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
     writer = store.new_blob("sha256", digest, len(data))
     writer.write([data])
@@ -161,3 +161,72 @@ def test_digests_cannot_name_paths_outside_the_cache(tmp_path: Path) -> None:
     for bad in ["sha256:../../etc/passwd", "../x", "sha256:" + "a" * 63 + "/"]:
         with pytest.raises(DigestInvalid):
             cache.path(bad)
+
+
+def test_concurrent_reads_of_one_blob_make_one_copy(shared: S3BlobStore, tmp_path: Path) -> None:
+    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30))
+    data = blob(6 * MiB, seed=6)
+    digest = put(shared, data)
+    first, second = store.open_range(digest, 0, len(data)), store.open_range(digest, 0, len(data))
+    assert isinstance(first, S3Reader) and isinstance(second, S3Reader)
+    assert first.sink is not None and second.sink is None, "the second GET does not copy it again"
+
+    async def drain(reader: S3Reader) -> bytes:
+        try:
+            return b"".join([bytes(c) async for c in reader.chunks(True)])
+        finally:
+            reader.close()
+
+    assert asyncio.run(drain(second)) == data and asyncio.run(drain(first)) == data
+    store.cache.settle()
+    assert store.cache.path(digest).read_bytes() == data and temps(store.cache) == []
+    # a copy that failed lets the next GET try again
+    other = blob(9 * MiB, seed=7)
+    d2 = put(shared, other)
+    read(store, d2, 0, len(other), stop_after=1)  # the client went away: no copy
+    reader = store.open_range(d2, 0, len(other))
+    assert isinstance(reader, S3Reader) and reader.sink is not None
+    reader.close()
+
+
+def test_a_monolithic_push_through_the_node_leaves_a_copy(shared: S3BlobStore, tmp_path: Path) -> None:
+    store = CachedStore(shared, BlobCache(tmp_path / "cache", 64 * MiB))
+    data = blob(7 * MiB, seed=8)
+    digest = put(store, data)
+    assert store.cache.path(digest).read_bytes() == data and temps(store.cache) == []
+    body, reader = read(store, digest, 0, len(data))
+    assert body == data and isinstance(reader, FsReader), "the first pull is served from the copy"
+    # a push whose digest did not check out is discarded: no copy
+    writer = store.new_blob("sha256", None, None)
+    writer.write([b"not what was announced"])
+    staged = writer.finish()
+    staged.discard()
+    assert temps(store.cache) == []
+    # larger than a quarter of the cache: written to the store, not copied
+    big = blob(16 * MiB + 1, seed=9)
+    writer = store.new_blob("sha256", None, None)
+    for start in range(0, len(big), MiB):
+        writer.write([big[start:start + MiB]])
+    staged = writer.finish()
+    d_big = f"sha256:{writer.hexdigest()}"
+    staged.place(d_big)
+    assert not store.cache.path(d_big).exists() and temps(store.cache) == []
+    assert shared.read_small(d_big, 10) == big[:10]
+
+
+def test_copies_are_dropped_after_the_machine_went_down_while_copying(shared: S3BlobStore, tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache", 1 << 30)
+    data = blob(MiB, seed=10)
+    digest = put(CachedStore(shared, cache), data)
+    assert cache.path(digest).exists()
+    # this process was killed (its marker stays, same boot): the page cache kept its copies
+    again = BlobCache(tmp_path / "cache", 1 << 30)
+    assert again.path(digest).exists() and again.used == len(data)
+    # a marker from an earlier boot: copies may not have reached the disk
+    (cache.run / "12345-deadbeef").write_text("another-boot-id")
+    after_crash = BlobCache(tmp_path / "cache", 1 << 30)
+    assert not after_crash.path(digest).exists() and after_crash.used == 0
+    assert sorted(p.name for p in after_crash.run.iterdir()) == sorted([cache.marker.name, again.marker.name,
+                                                                       after_crash.marker.name])
+    after_crash.close()
+    assert not after_crash.marker.exists()

@@ -100,6 +100,7 @@ def _tag_descriptions() -> list[dict[str, str]]:
         {"name": "robots", "description": "Robot accounts of a namespace, for CI: `robot$NAMESPACE+NAME`."},
         {"name": "users", "description": "User accounts (administrators) and the caller's identity."},
         {"name": "audit", "description": "Who did what, when and from where."},
+        {"name": "jobs", "description": "Background jobs (garbage collection, purges…): progress, results, errors, cancel."},
         {"name": "reference", "description": "This document and its HTML rendering."},
     ]
 

@@ -26,7 +26,8 @@ from dockyard.auth.policy import Principal
 from dockyard.auth.service import AuthService
 from dockyard.auth.tokens import InvalidToken
 from dockyard.core.errors import TooManyRequests
-from dockyard.management.errors import ManagementError, Unauthenticated
+from dockyard.management.errors import ManagementError, NotFound, Unauthenticated
+from dockyard.management.jobs import JobsService
 from dockyard.management.service import Actor, ManagementService
 
 STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422, "unauthenticated": 401}
@@ -66,9 +67,10 @@ class Call:
 
 
 class ManagementAPI:
-    def __init__(self, service: ManagementService, auth: AuthService) -> None:
+    def __init__(self, service: ManagementService, auth: AuthService, jobs: JobsService | None = None) -> None:
         self.service = service
         self.auth = auth
+        self.jobs = jobs
         # Shared with /auth/token and /v2: failed guesses anywhere count against the same account.
         self.endpoints = self._table()
         self.openapi = build_openapi(self.endpoints)
@@ -348,6 +350,40 @@ class ManagementAPI:
         page = self.service.query_audit(c.actor, q.actor, q.action, q.target, q.before, q.limit)
         return s.AuditList(items=[s.AuditEventOut.of(e) for e in page.items], next=page.next)
 
+    # -- jobs -----------------------------------------------------------------------------------------------
+    def _jobs(self) -> JobsService:
+        if self.jobs is None:
+            raise NotFound("jobs are not available here")
+        return self.jobs
+
+    @staticmethod
+    def _job_id(c: Call) -> int:
+        value = c.path["id"]
+        if not value.isdigit() or len(value) > 18:
+            raise NotFound(f"job {value} not found")
+        return int(value)
+
+    def list_jobs(self, c: Call) -> s.JobList:
+        """Administrators. Every state, newest first, unless filtered."""
+        q = c.query
+        page, nxt = self._jobs().list(c.actor, q.kind, q.state, q.before, q.limit)
+        return s.JobList(jobs=[s.JobOut.of(j) for j in page], next=nxt)
+
+    def get_job(self, c: Call) -> s.JobOut:
+        """Administrators."""
+        return s.JobOut.of(self._jobs().get(c.actor, self._job_id(c)))
+
+    def cancel_job(self, c: Call) -> s.JobOut:
+        """Administrators: a queued job is cancelled at once, a running one is asked to stop (its state
+        becomes `cancelled` when it does); a finished job is left as it is."""
+        return s.JobOut.of(self._jobs().cancel(c.actor, self._job_id(c)))
+
+    def request_gc(self, c: Call) -> s.GcQueued:
+        """Administrators: queue a garbage collection (what `dockyard gc` does against a server). Its
+        progress and result are the job's; when a GC is queued or running already, that job's id."""
+        b = c.body
+        return s.GcQueued(job_id=self._jobs().request_gc(c.actor, b.dry_run, b.delete_untagged))
+
     # -- the table --------------------------------------------------------------------------------------
     def _table(self) -> list[Endpoint]:
         E = Endpoint
@@ -414,4 +450,10 @@ class ManagementAPI:
               status=204, params=repo),
             E("GET", "/audit", self.query_audit, "Query the audit log", "audit", query=s.AuditQuery,
               response=s.AuditList),
+            E("GET", "/jobs", self.list_jobs, "List background jobs", "jobs", query=s.JobQuery, response=s.JobList),
+            E("GET", "/jobs/{id}", self.get_job, "Get a job", "jobs", response=s.JobOut, params=(("id", "Job id."),)),
+            E("POST", "/jobs/{id}/cancel", self.cancel_job, "Cancel a job", "jobs", response=s.JobOut,
+              params=(("id", "Job id."),)),
+            E("POST", "/gc", self.request_gc, "Start a garbage collection", "jobs", body=s.GcRequest,
+              response=s.GcQueued, status=202),
         ]

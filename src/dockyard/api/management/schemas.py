@@ -357,3 +357,59 @@ class AuditEventOut(Response):
 class AuditList(Response):
     items: list[AuditEventOut]
     next: str | None
+
+
+# -- jobs -----------------------------------------------------------------------------------------------
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobQuery(Request):
+    kind: str | None = Field(None, max_length=64, description="Only jobs of this kind, e.g. `gc`.")
+    state: JobState | None = Field(None, description="Only jobs in this state.")
+    before: int | None = Field(None, ge=1, le=2**62, description="Cursor: the `next` value of the previous page (a job id).")
+    limit: int = Field(100, ge=1, le=500, description="Jobs per page (at most 500), newest first.")
+
+
+class JobProgress(Response):
+    done: int
+    total: int | None = Field(description="Unknown (null) while the job cannot tell yet.")
+
+
+class JobOut(Response):
+    id: int
+    kind: str = Field(description="gc, uploads.purge, sessions.purge, images.backfill…")
+    state: JobState
+    progress: JobProgress | None
+    attempts: int = Field(description="Attempts started so far (a failed attempt is retried with backoff).")
+    max_attempts: int
+    error: str | None = Field(description="The last failed attempt's error.")
+    result: Any = Field(description="What the job reported when it succeeded (e.g. GC's counts).")
+    args: dict[str, Any]
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None = Field(description="Start of the last attempt.")
+    finished_at: datetime | None
+    run_at: datetime = Field(description="Not before this (scheduled, or waiting to be retried).")
+
+    @classmethod
+    def of(cls, j: Any) -> JobOut:
+        progress = None
+        if j.progress_done is not None or j.progress_total is not None:
+            progress = JobProgress(done=j.progress_done or 0, total=j.progress_total)
+        return cls(id=j.id, kind=j.kind, state=j.state, progress=progress, attempts=j.attempts, max_attempts=j.max_attempts,
+                   error=j.error, result=j.result, args=j.args, cancel_requested=j.cancel_requested,
+                   created_at=j.created_at, started_at=j.started_at, finished_at=j.finished_at, run_at=j.run_at)
+
+
+class JobList(Response):
+    jobs: list[JobOut]
+    next: int | None = Field(description="Cursor of the next page (`before`), null on the last.")
+
+
+class GcRequest(Request):
+    dry_run: bool = Field(False, description="Report what would be removed; change nothing.")
+    delete_untagged: bool | None = Field(None, description="Also remove manifests nothing keeps. Default: gc.delete_untagged.")
+
+
+class GcQueued(Response):
+    job_id: int = Field(description="The GC job (the one already queued or running, if any).")

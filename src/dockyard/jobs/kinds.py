@@ -1,0 +1,96 @@
+"""The jobs Dockyard runs and when: handlers over the services, and the schedules.
+
+| kind              | does                                                        | when                          |
+|-------------------|-------------------------------------------------------------|-------------------------------|
+| `gc`              | garbage collection (progress: items swept; cancellable)     | every `gc.interval_seconds`, `POST /api/v1/gc` |
+| `uploads.purge`   | abandoned upload sessions and stray staged data             | every `uploads.purge_interval_seconds` |
+| `sessions.purge`  | expired console sessions                                    | hourly                        |
+| `images.backfill` | size and platforms of manifests pushed before migration 0003 | once, at start-up            |
+
+GC takes the "gc" lease (meta/leases.py) around its run as a mutex, held by the job, so that two
+GC jobs never sweep at once while a retry of the same job (its worker died) takes over at once;
+scheduled and requested GCs share the unique key "gc", so at most one is queued or running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.config import Settings
+from dockyard.jobs.worker import JobContext, Kind, Schedule
+from dockyard.management.images import ImagesService
+from dockyard.meta.sessions import SessionStore
+from dockyard.registry.gc import GarbageCollector
+from dockyard.registry.manifests import ManifestService
+from dockyard.registry.uploads import UploadService
+
+GC = "gc"
+UPLOAD_PURGE = "uploads.purge"
+SESSION_PURGE = "sessions.purge"
+IMAGE_BACKFILL = "images.backfill"
+
+
+@dataclass(frozen=True)
+class JobServices:
+    """What the handlers work with (app.py wires it)."""
+    settings: Settings
+    gc: GarbageCollector
+    manifests: ManifestService
+    uploads: UploadService
+    sessions: SessionStore
+    images: ImagesService
+
+
+def job_kinds(services: JobServices) -> list[Kind]:
+    settings = services.settings
+
+    def gc(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        done = 0
+
+        def progress(_stage: str, n: int) -> None:
+            nonlocal done
+            done += n
+            ctx.check()  # a cancel stops between two items: each one is its own transaction
+            ctx.progress(done)
+
+        # The lease's holder is the job, so a retry of this job (its worker died) takes it over
+        # at once; it lasts as long as a job's lease, renewed as GC goes.
+        report = services.gc.run_exclusive(f"job-{ctx.job.id}", dry_run=bool(args.get("dry_run", False)),
+                                           delete_untagged=args.get("delete_untagged"), progress=progress,
+                                           ttl_seconds=settings.jobs.lease_seconds, takeover=True)
+        if report is None:  # another GC job holds the lease: try again later
+            raise RuntimeError("another garbage collection is running")
+        if report.manifests:
+            services.manifests.clear_cache()
+        ctx.progress(done, done, force=True)
+        return report.to_json()
+
+    def purge_uploads(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        return {"purged": services.uploads.purge(settings.uploads.purge_after_seconds)}
+
+    def purge_sessions(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        return {"purged": services.sessions.purge_expired()}
+
+    def backfill(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        return {"updated": services.images.backfill_all()}
+
+    return [
+        Kind(GC, gc, backoff_seconds=60),
+        Kind(UPLOAD_PURGE, purge_uploads, backoff_seconds=30),
+        Kind(SESSION_PURGE, purge_sessions, backoff_seconds=30),
+        Kind(IMAGE_BACKFILL, backfill, backoff_seconds=30),
+    ]
+
+
+def schedules(services: JobServices) -> list[Schedule]:
+    settings = services.settings
+    every = []
+    if settings.gc.interval_seconds:
+        # The first run one interval after the schedule first appears, as the timer did before.
+        every.append(Schedule(GC, GC, settings.gc.interval_seconds, first_delay=settings.gc.interval_seconds, unique_key=GC))
+    if settings.uploads.purge_interval_seconds:
+        every.append(Schedule(UPLOAD_PURGE, UPLOAD_PURGE, settings.uploads.purge_interval_seconds,
+                              first_delay=settings.uploads.purge_interval_seconds))
+    every.append(Schedule(SESSION_PURGE, SESSION_PURGE, 3600, first_delay=3600))
+    return every
