@@ -306,9 +306,19 @@ def db_now(db_url: str) -> datetime:
     return row[0]  # type: ignore[no-any-return]
 
 
-def node_of(group: Cluster, holder: str) -> Node:
-    """The node whose process took a lease (meta/leases.node_holder(): HOST:PID:RANDOM)."""
-    pid = int(holder.split(":")[-2])
+def worker_of(db_url: str, lease_holder: str) -> str:
+    """The worker (meta/leases.node_holder(): HOST:PID:RANDOM) that ran the GC job holding the
+    lease as "job-ID" (jobs/kinds.py): the job row keeps the worker of its last attempt."""
+    job_id = int(lease_holder.removeprefix("job-"))
+    with psycopg.connect(_psycopg_url(db_url)) as conn:
+        row = conn.execute("SELECT holder FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None and row[0], (lease_holder, row)
+    return str(row[0])
+
+
+def node_of(group: Cluster, worker: str) -> Node:
+    """The node whose process is that worker."""
+    pid = int(worker.split(":")[-2])
     return next(n for n in group.nodes if pid in n.worker_pids())
 
 
@@ -356,14 +366,14 @@ def test_gc_runs_once_per_interval_with_two_nodes_up(tmp_path: Path, ceph_rgw: S
             assert get_blob(ca, repo, sha256(layer)) == layer and get_blob(cb, repo, sha256(config)) == config
 
             # Stop the node that ran GC last: the other one's worker runs the schedule from now on.
-            ran_last = node_of(group, runs[-1][0])
+            ran_last = node_of(group, worker_of(db_url, runs[-1][0]))
             survivor = b if ran_last is a else a
             survivor_pids = survivor.worker_pids()
             ran_last.stop()
             before = len(gc_runs(db_url))
             time.sleep(2 * interval + 1)
             later = gc_runs(db_url)[before:]
-            assert later and all(int(h.split(":")[-2]) in survivor_pids for h, _ in later), later
+            assert later and all(int(worker_of(db_url, h).split(":")[-2]) in survivor_pids for h, _ in later), later
 
 
 # -- 5. real clients through the balancer ---------------------------------------------------------------

@@ -9,7 +9,8 @@ it was tried, and while it runs, which worker holds it until when (a lease the w
 - **Claimed by one worker**: `claim` moves the oldest ready job of the worker's kinds to
   `running` in one UPDATE whose subquery locks with `FOR UPDATE SKIP LOCKED` on PostgreSQL (many
   workers take different jobs without waiting on each other); SQLite serialises writers.
-- **At least once**: a worker that dies stops renewing its lease; `reclaim` (any worker, any node)
+- **At least once**: a worker that dies stops renewing its lease (`holder` names the worker of the
+  last attempt, and stays when the job ends); `reclaim` (any worker, any node)
   puts the job back in the queue once the lease has run out. Handlers are idempotent.
 - **Unique keys**: at most one unfinished job per `unique_key` (a second enqueue returns the
   first job's id); the key is cleared when the job finishes, so the next one may be enqueued.
@@ -61,6 +62,7 @@ class Job:
     run_at: datetime
     unique_key: str | None
     cancel_requested: bool
+    worker: str | None  # the worker running (or that ran) its last attempt: HOST:PID:RANDOM
 
     def to_json(self) -> dict[str, Any]:
         """The shape of `GET /api/v1/jobs/{id}`."""
@@ -72,7 +74,7 @@ class Job:
             "error": self.error, "result": self.result, "args": self.args,
             "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at), "run_at": _iso(self.run_at),
-            "cancel_requested": self.cancel_requested,
+            "cancel_requested": self.cancel_requested, "worker": self.worker,
         }
 
 
@@ -88,7 +90,7 @@ def _job(row: Any) -> Job:
         result=json.loads(m["result"]) if m["result"] is not None else None, error=m["error"],
         created_at=aware(m["created_at"]), started_at=aware(m["started_at"]) if m["started_at"] else None,
         finished_at=aware(m["finished_at"]) if m["finished_at"] else None, run_at=aware(m["run_at"]),
-        unique_key=m["unique_key"], cancel_requested=bool(m["cancel_requested"]),
+        unique_key=m["unique_key"], cancel_requested=bool(m["cancel_requested"]), worker=m["holder"],
     )
 
 
@@ -186,7 +188,7 @@ class JobStore:
         with self.db.write() as conn:
             now = self.now(conn)
             return bool(conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.holder == holder, jobs.c.state == "running")
-                                     .values(state=state, holder=None, lease_until=None, finished_at=now, unique_key=None,
+                                     .values(state=state, lease_until=None, finished_at=now, unique_key=None,
                                              **values)).rowcount)
 
     def succeed(self, job_id: int, holder: str, result: Any = None) -> bool:
@@ -206,18 +208,18 @@ class JobStore:
             held = and_(jobs.c.id == job_id, jobs.c.holder == holder, jobs.c.state == "running")
             if retry_in is not None and conn.execute(update(jobs).where(
                     held, jobs.c.attempts < jobs.c.max_attempts, jobs.c.cancel_requested.is_(False)).values(
-                    state="queued", holder=None, lease_until=None, error=error,
+                    state="queued", lease_until=None, error=error,
                     run_at=now + timedelta(seconds=retry_in))).rowcount:
                 return "queued"
             done = conn.execute(update(jobs).where(held).values(
-                state="failed", holder=None, lease_until=None, error=error, finished_at=now, unique_key=None)).rowcount
+                state="failed", lease_until=None, error=error, finished_at=now, unique_key=None)).rowcount
             return "failed" if done else None
 
     def hand_back(self, job_id: int, holder: str) -> None:
         """A worker stopping before the job finished: queue it again, this attempt not counted."""
         with self.db.write() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.holder == holder, jobs.c.state == "running")
-                         .values(state="queued", holder=None, lease_until=None, attempts=jobs.c.attempts - 1))
+                         .values(state="queued", lease_until=None, attempts=jobs.c.attempts - 1))
 
     def reclaim(self) -> int:
         """Jobs whose worker stopped renewing (it died): queued again, or failed when that was
@@ -226,10 +228,10 @@ class JobStore:
             now = self.now(conn)
             lost = and_(jobs.c.state == "running", jobs.c.lease_until < now)
             again = conn.execute(update(jobs).where(lost, jobs.c.attempts < jobs.c.max_attempts, jobs.c.cancel_requested.is_(False))
-                                 .values(state="queued", holder=None, lease_until=None, run_at=now,
+                                 .values(state="queued", lease_until=None, run_at=now,
                                          error="the worker running it stopped answering")).rowcount
             over = conn.execute(update(jobs).where(lost).values(
-                state=_case_cancelled(), holder=None, lease_until=None, finished_at=now, unique_key=None,
+                state=_case_cancelled(), lease_until=None, finished_at=now, unique_key=None,
                 error="the worker running it stopped answering")).rowcount
         return int(again + over)
 

@@ -390,6 +390,7 @@ class JobOut(Response):
     started_at: datetime | None = Field(description="Start of the last attempt.")
     finished_at: datetime | None
     run_at: datetime = Field(description="Not before this (scheduled, or waiting to be retried).")
+    worker: str | None = Field(description="The worker of the last attempt: HOST:PID:RANDOM.")
 
     @classmethod
     def of(cls, j: Any) -> JobOut:
@@ -398,7 +399,8 @@ class JobOut(Response):
             progress = JobProgress(done=j.progress_done or 0, total=j.progress_total)
         return cls(id=j.id, kind=j.kind, state=j.state, progress=progress, attempts=j.attempts, max_attempts=j.max_attempts,
                    error=j.error, result=j.result, args=j.args, cancel_requested=j.cancel_requested,
-                   created_at=j.created_at, started_at=j.started_at, finished_at=j.finished_at, run_at=j.run_at)
+                   created_at=j.created_at, started_at=j.started_at, finished_at=j.finished_at, run_at=j.run_at,
+                   worker=j.worker)
 
 
 class JobList(Response):
