@@ -64,7 +64,7 @@ def temps(cache: BlobCache) -> list[str]:
 
 
 def test_whole_read_fills_then_hits_serve_every_range(shared: S3BlobStore, tmp_path: Path) -> None:
-    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30))
+    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0))
     data = blob(9 * MiB + 123)
     digest = put(shared, data)
     body, reader = read(store, digest, 0, len(data))
@@ -78,7 +78,7 @@ def test_whole_read_fills_then_hits_serve_every_range(shared: S3BlobStore, tmp_p
 
 
 def test_ranges_and_unfinished_reads_leave_no_copy(shared: S3BlobStore, tmp_path: Path) -> None:
-    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30))
+    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0))
     data = blob(12 * MiB, seed=1)
     digest = put(shared, data)
     assert read(store, digest, 1, len(data) - 1)[0] == data[1:]  # a range: no copy
@@ -89,7 +89,7 @@ def test_ranges_and_unfinished_reads_leave_no_copy(shared: S3BlobStore, tmp_path
 
 
 def test_deleted_blobs_lose_their_copy_and_missing_blobs_stay_missing(shared: S3BlobStore, tmp_path: Path) -> None:
-    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30))
+    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0))
     data = blob(MiB, seed=2)
     digest = put(shared, data)
     read(store, digest, 0, len(data))
@@ -101,7 +101,7 @@ def test_deleted_blobs_lose_their_copy_and_missing_blobs_stay_missing(shared: S3
 
 
 def test_a_bad_copy_is_dropped_and_the_store_answers(shared: S3BlobStore, tmp_path: Path) -> None:
-    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30))
+    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0))
     data = blob(2 * MiB, seed=3)
     digest = put(shared, data)
     read(store, digest, 0, len(data))
@@ -113,7 +113,7 @@ def test_a_bad_copy_is_dropped_and_the_store_answers(shared: S3BlobStore, tmp_pa
 
 
 def test_least_recently_used_copies_go_first(shared: S3BlobStore, tmp_path: Path) -> None:
-    cache = BlobCache(tmp_path / "cache", 8 * MiB)  # copies of at most 2 MiB (a quarter)
+    cache = BlobCache(tmp_path / "cache", 8 * MiB, min_free=0.0)  # copies of at most 2 MiB (a quarter)
     store = CachedStore(shared, cache)
     blobs = [blob(2 * MiB, seed=10 + i) for i in range(5)]
     digests = [put(shared, b) for b in blobs]
@@ -142,7 +142,7 @@ def test_no_copy_when_the_disk_is_nearly_full(shared: S3BlobStore, tmp_path: Pat
 
 
 def test_start_up_counts_copies_and_clears_stale_temporary_files(shared: S3BlobStore, tmp_path: Path) -> None:
-    cache = BlobCache(tmp_path / "cache", 1 << 30)
+    cache = BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0)
     data = blob(MiB, seed=5)
     digest = put(shared, data)
     read(CachedStore(shared, cache), digest, 0, len(data))
@@ -152,19 +152,19 @@ def test_start_up_counts_copies_and_clears_stale_temporary_files(shared: S3BlobS
     fresh.write_bytes(b"y" * 10)  # another worker's fill in progress
     old = time.time() - STALE_TEMP - 5
     os.utime(stale, (old, old))
-    again = BlobCache(tmp_path / "cache", 1 << 30)
+    again = BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0)
     assert again.used == len(data) and sorted(temps(again)) == [fresh.name]
 
 
 def test_digests_cannot_name_paths_outside_the_cache(tmp_path: Path) -> None:
-    cache = BlobCache(tmp_path / "cache", 1 << 30)
+    cache = BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0)
     for bad in ["sha256:../../etc/passwd", "../x", "sha256:" + "a" * 63 + "/"]:
         with pytest.raises(DigestInvalid):
             cache.path(bad)
 
 
 def test_concurrent_reads_of_one_blob_make_one_copy(shared: S3BlobStore, tmp_path: Path) -> None:
-    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30))
+    store = CachedStore(shared, BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0))
     data = blob(6 * MiB, seed=6)
     digest = put(shared, data)
     first, second = store.open_range(digest, 0, len(data)), store.open_range(digest, 0, len(data))
@@ -190,7 +190,7 @@ def test_concurrent_reads_of_one_blob_make_one_copy(shared: S3BlobStore, tmp_pat
 
 
 def test_a_monolithic_push_through_the_node_leaves_a_copy(shared: S3BlobStore, tmp_path: Path) -> None:
-    store = CachedStore(shared, BlobCache(tmp_path / "cache", 64 * MiB))
+    store = CachedStore(shared, BlobCache(tmp_path / "cache", 64 * MiB, min_free=0.0))
     data = blob(7 * MiB, seed=8)
     digest = put(store, data)
     assert store.cache.path(digest).read_bytes() == data and temps(store.cache) == []
@@ -215,16 +215,16 @@ def test_a_monolithic_push_through_the_node_leaves_a_copy(shared: S3BlobStore, t
 
 
 def test_copies_are_dropped_after_the_machine_went_down_while_copying(shared: S3BlobStore, tmp_path: Path) -> None:
-    cache = BlobCache(tmp_path / "cache", 1 << 30)
+    cache = BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0)
     data = blob(MiB, seed=10)
     digest = put(CachedStore(shared, cache), data)
     assert cache.path(digest).exists()
     # this process was killed (its marker stays, same boot): the page cache kept its copies
-    again = BlobCache(tmp_path / "cache", 1 << 30)
+    again = BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0)
     assert again.path(digest).exists() and again.used == len(data)
     # a marker from an earlier boot: copies may not have reached the disk
     (cache.run / "12345-deadbeef").write_text("another-boot-id")
-    after_crash = BlobCache(tmp_path / "cache", 1 << 30)
+    after_crash = BlobCache(tmp_path / "cache", 1 << 30, min_free=0.0)
     assert not after_crash.path(digest).exists() and after_crash.used == 0
     assert sorted(p.name for p in after_crash.run.iterdir()) == sorted([cache.marker.name, again.marker.name,
                                                                        after_crash.marker.name])

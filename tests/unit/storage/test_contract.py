@@ -79,7 +79,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     from dockyard.storage.cache import BlobCache, CachedStore
 
     def cached() -> BlobStore:  # each node with a local copy of hot blobs of its own
-        return CachedStore(make(), BlobCache(tmp_path / f"cache-{uuid.uuid4().hex[:8]}", 1 << 30))
+        return CachedStore(make(), BlobCache(tmp_path / f"cache-{uuid.uuid4().hex[:8]}", 1 << 30, min_free=0.0))
 
     return Backend("s3+cache", cached)
 
