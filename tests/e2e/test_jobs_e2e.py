@@ -12,12 +12,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +25,7 @@ from dockyard.meta.jobs import JobStore
 from dockyard.meta.migrate import upgrade
 from dockyard.meta.tables import blobs
 from tests.conftest import ServerProcess, _pg_database, free_port
+from tests.integration.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 BLOBS = 4000
@@ -48,14 +46,6 @@ def blob_rows(db: Database) -> int:
         return int(conn.execute(select(func.count()).select_from(blobs)).scalar_one())
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def job_env(db_url: str) -> dict[str, str]:

@@ -9,38 +9,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
+from dockyard.api.management.schemas import JobOut
 from dockyard.jobs.worker import JobContext, Kind, Schedule, Worker
 from dockyard.meta.db import Database
 from dockyard.meta.jobs import JobStore
-from dockyard.meta.migrate import upgrade
 from dockyard.meta.tables import jobs
-from tests.integration.helpers import run_together
+from tests.integration.helpers import run_together, wait_for
 
 
-@pytest.fixture
-def nodes(db_url: str) -> Iterator[list[Database]]:
-    dbs = [Database(db_url) for _ in range(4)]
-    upgrade(dbs[0])
-    yield dbs
-    for db in dbs:
-        db.dispose()
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def worker(store: JobStore, kinds: list[Kind], name: str = "w", **options: Any) -> Worker:
@@ -253,6 +237,6 @@ def test_listing_filters_and_pages_newest_first(nodes: list[Database]) -> None:
     assert [j.id for j in store.list(kind="gc")] == [ids[5], ids[3], ids[1]]
     assert [j.id for j in store.list(state="queued", limit=2)] == [ids[5], ids[4]]
     assert [j.id for j in store.list(limit=2, before=ids[4])] == [ids[3], ids[2]]
-    shape = store.list(limit=1)[0].to_json()
+    shape = JobOut.of(store.list(limit=1)[0]).model_dump(mode="json")  # what GET /api/v1/jobs answers
     assert set(shape) >= {"id", "kind", "state", "progress", "attempts", "error", "created_at", "finished_at"}
     assert shape["created_at"].endswith("Z") and shape["progress"] is None

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,6 @@ from sqlalchemy import select, update
 from dockyard.meta.cluster import ClusterFacts
 from dockyard.meta.db import Database
 from dockyard.meta.leases import Lease, LeaseLost, LeaseStore, node_holder, once
-from dockyard.meta.migrate import upgrade
 from dockyard.meta.tables import leases
 from tests.integration.helpers import run_together
 
@@ -23,14 +21,6 @@ HOUR = 3600
 TIMEOUT = 30.0
 
 
-@pytest.fixture
-def nodes(db_url: str) -> Iterator[list[Database]]:
-    """Four nodes on one database."""
-    dbs = [Database(db_url) for _ in range(4)]
-    upgrade(dbs[0])
-    yield dbs
-    for db in dbs:
-        db.dispose()
 
 
 def _rewind(db: Database, name: str, seconds: int) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, select, text, update
 
 from dockyard.meta.db import Database, aware, utcnow
 from dockyard.meta.sql import insert_ignore
@@ -64,22 +64,7 @@ class Job:
     cancel_requested: bool
     worker: str | None  # the worker running (or that ran) its last attempt: HOST:PID:RANDOM
 
-    def to_json(self) -> dict[str, Any]:
-        """The shape of `GET /api/v1/jobs/{id}`."""
-        progress = None
-        if self.progress_done is not None or self.progress_total is not None:
-            progress = {"done": self.progress_done or 0, "total": self.progress_total}
-        return {
-            "id": self.id, "kind": self.kind, "state": self.state, "progress": progress, "attempts": self.attempts,
-            "error": self.error, "result": self.result, "args": self.args,
-            "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at), "run_at": _iso(self.run_at),
-            "cancel_requested": self.cancel_requested, "worker": self.worker,
-        }
 
-
-def _iso(value: datetime | None) -> str | None:
-    return aware(value).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _job(row: Any) -> Job:
@@ -121,9 +106,10 @@ class JobStore:
         if unique_key is None:
             job_id = int(conn.execute(insert(jobs).values(values).returning(jobs.c.id)).scalar_one())
         else:
-            if not insert_ignore(conn, jobs, values):
-                return int(conn.execute(select(jobs.c.id).where(jobs.c.unique_key == unique_key)).scalar_one())
+            inserted = insert_ignore(conn, jobs, values)
             job_id = int(conn.execute(select(jobs.c.id).where(jobs.c.unique_key == unique_key)).scalar_one())
+            if not inserted:  # the unfinished job with that key: nothing new to wake anyone for
+                return job_id
         if not self.db.is_sqlite:
             conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
         if self.on_enqueue is not None:
@@ -231,7 +217,8 @@ class JobStore:
                                  .values(state="queued", lease_until=None, run_at=now,
                                          error="the worker running it stopped answering")).rowcount
             over = conn.execute(update(jobs).where(lost).values(
-                state=_case_cancelled(), lease_until=None, finished_at=now, unique_key=None,
+                # asked to cancel: cancelled; any other: failed
+                state=case((jobs.c.cancel_requested.is_(True), "cancelled"), else_="failed"), lease_until=None, finished_at=now, unique_key=None,
                 error="the worker running it stopped answering")).rowcount
         return int(again + over)
 
@@ -278,14 +265,4 @@ class JobStore:
             rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
         return {state: 0 for state in STATES} | {r[0]: int(r[1]) for r in rows}
 
-    def unfinished(self, kind: str) -> list[Job]:
-        with self.db.read() as conn:
-            return [_job(r) for r in conn.execute(select(jobs).where(jobs.c.kind == kind, or_(
-                jobs.c.state == "queued", jobs.c.state == "running")).order_by(jobs.c.id))]
 
-
-def _case_cancelled() -> Any:
-    """A lost job that was asked to cancel ends cancelled, any other failed."""
-    from sqlalchemy import case
-
-    return case((jobs.c.cancel_requested.is_(True), "cancelled"), else_="failed")
