@@ -137,13 +137,30 @@ def test_absurd_content_length(srv: ServerProcess, c: httpx.Client, kind: str, h
         extra = {"Content-Range": f"0-{int(HUGE) - 1}"}
     before = staging_files(srv.data)
     started = time.monotonic()
-    status, _, answer = _send(srv, "PATCH" if kind == "patch" else "POST" if kind == "post" else "PUT", path,
+    status, headers, answer = _send(srv, "PATCH" if kind == "patch" else "POST" if kind == "post" else "PUT", path,
                               {"Content-Type": "application/octet-stream", "Content-Length": HUGE, **extra},
                               b"", half_close=half_close)  # no body bytes: unread ones would make the close an RST
     assert _code(status, answer) == (413, "SIZE_INVALID")
+    assert headers.get("connection") == "close"
     assert time.monotonic() - started < 10  # answered at once, not after reading
     assert blob_status(c, repo, digest) == 404
     if kind != "post":
         assert session_range(c, repo, upload_id) == "0-0"
     _no_staging_left(srv, before)
+    _log_is_clean(srv)
+
+
+def test_a_refusal_before_the_body_closes_the_connection(srv: ServerProcess) -> None:
+    """A push refused before its body was read (here: no credentials) says `Connection: close`,
+    so a client never sends its next request on a connection the server is closing; keep-alive
+    clients then carry on without "Server disconnected without sending a response"."""
+    repo, data = _repo(), b"z" * 4096
+    with httpx.Client(base_url=srv.url, timeout=20) as anonymous:
+        for _ in range(30):
+            r = anonymous.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
+            assert r.status_code == 401 and r.headers.get("connection") == "close"
+            assert anonymous.get("/v2/").status_code == 401
+    with client(srv) as c:  # a refusal after the body was read keeps the connection
+        r = c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(b"other")}, content=data)
+        assert r.status_code == 400 and "connection" not in r.headers
     _log_is_clean(srv)

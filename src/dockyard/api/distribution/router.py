@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from dockyard.api.distribution import blobs, listing, manifests, uploads
 from dockyard.api.distribution.access import AccessError
@@ -89,6 +89,33 @@ def _cut_short(request: Request) -> Response:
     return error_response(error, {"Connection": "close"})
 
 
+def _has_body(scope: Scope) -> bool:
+    if scope["method"] not in ("POST", "PUT", "PATCH"):
+        return False
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if key == b"transfer-encoding":
+            return True
+    return False
+
+
+class _BodyWatch:
+    """The request's `receive`, noting whether the body was read to its end."""
+
+    __slots__ = ("receive", "ended")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.ended = False
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if not message.get("more_body", False):
+            self.ended = True
+        return message
+
+
 class RegistryAPI:
     def __init__(self, ctx: RegistryContext) -> None:
         self.ctx = ctx
@@ -102,7 +129,8 @@ class RegistryAPI:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+        body = _BodyWatch(receive) if _has_body(scope) else None
+        request = Request(scope, body or receive)
         try:
             response = await self.handle(request)
         except ClientDisconnect:
@@ -114,6 +142,12 @@ class RegistryAPI:
             except OSError:
                 pass  # the client is gone altogether: nobody to tell
             return
+        if body is not None and not body.ended and response.status_code >= 400:
+            # Refused before its body was read (a full disk, a digest mismatch, no access): the
+            # rest of the body is still on its way, so the connection cannot carry another
+            # request. Say so, or a client may send its next request on a connection the server
+            # is about to close ("Server disconnected without sending a response").
+            response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
