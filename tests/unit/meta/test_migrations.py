@@ -17,8 +17,8 @@ from dockyard.meta.tables import metadata
 from tests.conftest import PG_URL, _pg_database
 
 
-def test_migrations_match_the_models(db_url: str) -> None:
-    db = Database(db_url)
+def test_migrations_match_the_models(empty_db_url: str) -> None:
+    db = Database(empty_db_url)
     try:
         upgrade(db)
         upgrade(db)  # idempotent
