@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import functools
 import os
 import shutil
 import signal
@@ -40,6 +41,13 @@ from dockyard.meta.migrate import upgrade
 from tests.s3_support import ceph_rgw, s3_bucket  # noqa: F401  (fixtures, found by name)
 
 ADMIN = ("admin", "admin-password")
+
+
+@functools.lru_cache(maxsize=None)
+def hashed(password: str) -> str:
+    """hash_password, once per password per test session: argon2 costs ~60 ms a call, and the
+    fixtures create the same accounts for every test."""
+    return hash_password(password)
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_E2E = Path(os.environ.get("DOCKYARD_SHARED_DIR") or ROOT.parent / "shared") / "e2e"
 PG_URL = os.environ.get("DOCKYARD_TEST_POSTGRES")  # e.g. postgresql+psycopg://postgres@127.0.0.1:54329
@@ -99,8 +107,9 @@ def _sqlite_database(path: Path, migrated: bool = True) -> str:
     return f"sqlite:///{path}"
 
 
-def _database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> str:
-    if request.param == "sqlite":
+def _database(backend: str, tmp_path: Path, migrated: bool) -> str:
+    """A database of its own for a test on `backend` ("sqlite" or "postgres")."""
+    if backend == "sqlite":
         return _sqlite_database(tmp_path / "dockyard.db", migrated)
     if not PG_URL:
         if os.environ.get("CI"):
@@ -112,13 +121,13 @@ def _database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) ->
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database per test, already migrated (as `dockyard serve` leaves it)."""
-    return _database(request, tmp_path, migrated=True)
+    return _database(request.param, tmp_path, migrated=True)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database per test with no table at all."""
-    return _database(request, tmp_path, migrated=False)
+    return _database(request.param, tmp_path, migrated=False)
 
 
 @pytest.fixture
@@ -131,7 +140,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 def services(settings: Settings) -> Iterator[object]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     svc = build_services(settings)  # its database is migrated already (db_url)
-    svc.users.create(ADMIN[0], hash_password(ADMIN[1]), is_admin=True)
+    svc.users.create(ADMIN[0], hashed(ADMIN[1]), is_admin=True)
     yield svc
     svc.db.dispose()
 

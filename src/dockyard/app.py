@@ -25,6 +25,7 @@ from dockyard.api.token import TokenEndpoint
 from dockyard.auth.service import ACCESS_CACHE_SECONDS, AuthService
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
+from dockyard.core.events import AUDIT_ACTIONS
 from dockyard.management.images import ImagesService
 from dockyard.management.jobs import JobsService
 from dockyard.management.service import ManagementService
@@ -32,6 +33,7 @@ from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
 from dockyard.meta.credentials import CredentialStore
 from dockyard.meta.db import Database
+from dockyard.meta.events import EventStore, Subscriber
 from dockyard.jobs.kinds import GC
 from dockyard.jobs.worker import Schedule, Worker
 from dockyard.meta.jobs import JobStore
@@ -70,6 +72,7 @@ class Services:
     activity: Activity
     sessions: SessionStore
     jobs: JobStore
+    events: EventStore
     management: ManagementService = field(init=False)
     images: ImagesService = field(init=False)
 
@@ -113,6 +116,11 @@ def build_services(settings: Settings) -> Services:
     tokens = TokenService(load_or_create_key(settings.key_path), settings.auth.issuer, settings.auth.service,
                           settings.auth.token_ttl_seconds, settings.auth.refresh_ttl_seconds)
     uploads = UploadService(UploadStore(db), content, store, exclusive=single_process)
+    jobs = JobStore(db)
+    events = EventStore(db, jobs)
+    # Who hears of each event (core/events.py): the audit log, in the dispatcher's transaction.
+    events.subscribers.append(Subscriber("audit", frozenset(k for k, a in AUDIT_ACTIONS.items() if a),
+                                         inline=AuditStore.record_event))
     services = Services(
         settings=settings,
         db=db,
@@ -125,7 +133,8 @@ def build_services(settings: Settings) -> Services:
         audit=audit,
         activity=Activity(audit),
         sessions=SessionStore(db),
-        jobs=JobStore(db),
+        jobs=jobs,
+        events=events,
         blobs=BlobService(content, store, redirect=settings.storage.redirect),
         uploads=uploads,
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
@@ -141,7 +150,8 @@ def build_services(settings: Settings) -> Services:
     services.management = ManagementService(
         users=users, namespaces=namespaces, credentials=credentials, audit=audit, auth=services.auth,
         queries=ManagementQueries(db), temp_password_ttl=settings.auth.temp_password_ttl_seconds,
-        repositories_deleted=repositories_deleted, logins_ended=services.sessions.end_for_user)
+        repositories_deleted=repositories_deleted, logins_ended=services.sessions.end_for_user,
+        dispatch_events=events.dispatch_all)
     services.images = ImagesService(
         content=content, manifests=services.manifests, versions=VersionStore(db), auth=services.auth,
         audit=audit, activity_flush=services.activity.flush)
@@ -163,7 +173,11 @@ def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
         services.jobs, job_kinds(wired) if concurrency else [], holder, concurrency=concurrency,
         lease_seconds=settings.jobs.lease_seconds, poll_seconds=settings.jobs.poll_seconds,
         grace_seconds=settings.jobs.grace_seconds, retention_seconds=settings.jobs.retention_seconds,
-        schedules=[*schedules(wired), once], ticks=[("activity flush", 1.0, services.activity.flush)],
+        schedules=[*schedules(wired), once],
+        # Every node flushes its own pull counts and dispatches whatever events are pending
+        # (meta/events.py: nodes take different batches), and purges old ones now and then.
+        ticks=[("activity flush", 1.0, services.activity.flush), ("events", 0.5, services.events.dispatch_all),
+               ("events purge", 3600.0, lambda: services.events.purge(settings.jobs.retention_seconds))],
         listen_url=services.db.listen_url())
 
 
@@ -205,6 +219,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
         finally:
             await loop.run_in_executor(None, worker.stop)
             await loop.run_in_executor(None, services.activity.flush)
+            await loop.run_in_executor(None, services.events.dispatch_all)
             close = getattr(services.blobs.store, "close", None)
             if close is not None:  # the node's blob cache (storage/cache.py)
                 close()

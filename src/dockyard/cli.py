@@ -457,6 +457,7 @@ def worker(ctx: click.Context, concurrency: int | None, data_dir: Path | None) -
     click.echo("stopping: running jobs finish or go back to the queue", err=True)
     runner.stop()
     services.activity.flush()
+    services.events.dispatch_all()
     services.db.dispose()
 
 

@@ -143,6 +143,8 @@ class GcSettings(_Section):
     interval_seconds: int = Field(86400, ge=0, description="Background garbage collection period (0: off).")
     delete_untagged: bool = Field(False, description="Also remove manifests that no tag, index or subject keeps.")
     grace_seconds: int = Field(3600, ge=0, description="Never remove blobs or manifests younger than this.")
+    batch_size: int = Field(500, ge=1, le=1000, description="Blobs re-checked and deleted per transaction (and per "
+                            "S3 DeleteObjects call).")
 
 
 class JobSettings(_Section):

@@ -2,8 +2,9 @@
 worker, which finishes it. On SQLite the worker is `dockyard serve`'s embedded one (SQLite jobs
 run there); on PostgreSQL two `dockyard worker` processes share the queue.
 
-The job is a garbage collection over a few thousand unreferenced blob rows (each deleted in its
-own transaction), long enough to be caught midway; it is killed as soon as it reports progress.
+The job is a garbage collection over a few thousand unreferenced blob rows (deleted five per
+transaction: gc.batch_size), long enough to be caught midway; it is killed as soon as it reports
+progress.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def blob_rows(db: Database) -> int:
 
 def job_env(db_url: str) -> dict[str, str]:
     return {"DOCKYARD_DATABASE__URL": db_url, "DOCKYARD_JOBS__LEASE_SECONDS": LEASE, "DOCKYARD_JOBS__POLL_SECONDS": "0.2",
-            "DOCKYARD_GC__GRACE_SECONDS": "0", "DOCKYARD_GC__INTERVAL_SECONDS": "0"}
+            "DOCKYARD_GC__GRACE_SECONDS": "0", "DOCKYARD_GC__INTERVAL_SECONDS": "0",
+            "DOCKYARD_GC__BATCH_SIZE": "5"}  # many small transactions: long enough to be caught midway
 
 
 def test_a_serve_killed_mid_job_leaves_it_to_the_next_one_sqlite(tmp_path: Path) -> None:

@@ -26,10 +26,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from dockyard.app import build_services, create_app
-from dockyard.auth.passwords import hash_password
 from dockyard.config import Settings, load_settings
 from dockyard.meta.migrate import upgrade
-from tests.conftest import ADMIN, basic
+from tests.conftest import ADMIN, basic, hashed
 from tests.integration.helpers import dumps
 
 
@@ -195,7 +194,7 @@ def make_app(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Starlette]]:
         svc = build_services(s)
         made.append(svc)
         upgrade(svc.db)
-        svc.users.create(ADMIN[0], hash_password(ADMIN[1]), is_admin=True)
+        svc.users.create(ADMIN[0], hashed(ADMIN[1]), is_admin=True)
         return create_app(s, svc)
 
     yield make
@@ -204,7 +203,7 @@ def make_app(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Starlette]]:
 
 
 def add_user(services: Any, name: str = "bob", password: str = PASSWORD) -> None:
-    services.users.create(name, hash_password(password))
+    services.users.create(name, hashed(password))
 
 
 def make_namespace(console: TestClient, name: str, **fields: str) -> None:

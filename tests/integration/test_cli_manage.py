@@ -29,14 +29,13 @@ from starlette import testclient
 from starlette.testclient import TestClient
 
 from dockyard.app import Services, create_app
-from dockyard.auth.passwords import hash_password
 from dockyard.cli import main
 from dockyard.cli_manage import common
 from dockyard.client import Client, ClientError
 from dockyard.config import Settings
 from dockyard.meta.db import utcnow
 from dockyard.meta.tables import temp_passwords
-from tests.conftest import ADMIN, ServerProcess, basic
+from tests.conftest import ADMIN, ServerProcess, _sqlite_database, basic, hashed
 from tests.integration.helpers import push_image
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "admin": ADMIN[1]}
@@ -45,7 +44,7 @@ PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "admin": ADMIN[1]
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     """SQLite only: these tests are about the command line, not the database (the API's own tests run on both)."""
-    return f"sqlite:///{tmp_path / 'dockyard.db'}"
+    return _sqlite_database(tmp_path / "dockyard.db")
 
 
 class Api(httpx.BaseTransport):
@@ -82,7 +81,7 @@ class Api(httpx.BaseTransport):
 @pytest.fixture
 def api(settings: Settings, services: Services) -> Iterator[Api]:
     for name in ("alice", "bob"):
-        services.users.create(name, hash_password(PASSWORDS[name]))
+        services.users.create(name, hashed(PASSWORDS[name]))
     app = create_app(settings, services)
     with TestClient(app, base_url="http://registry.test", headers=basic(*ADMIN)) as client:
         yield Api(client, services)

@@ -136,7 +136,7 @@ def test_nul_bytes_in_urls_are_refused(console: TestClient, registry: TestClient
 @pytest.mark.parametrize(("path", "form"), NUL_POSTS)
 def test_nul_bytes_in_forms_are_refused(console: TestClient, services: Any, path: str, form: dict[str, str]) -> None:
     make_namespace(console, "team", description="before")
-    services.activity.flush()
+    services.events.dispatch_all()
     events = attr(console.get("/console/audit").text, "audit-row", "data-action")
     r = post(console, path, **form)
     assert 400 <= r.status_code < 500 or (r.status_code == 303 and flashes(console, r, "error"))

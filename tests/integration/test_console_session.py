@@ -249,7 +249,7 @@ def test_posts_without_the_csrf_token_change_nothing(app: Starlette, console: Te
     push_image(registry, "team/app", "v1", config=config())
     created = post(console, "/console/credentials/temp", ttl_minutes="30")
     temp_id = attr(created.text, "temp-row", "data-id")[0]
-    services.activity.flush()  # the push's audit events are written now, not during the attempts
+    services.events.dispatch_all()  # the push's audit events are dispatched now, not during the attempts
     before = console.get("/console/audit").text
     events = attr(before, "audit-row", "data-action")
 
@@ -278,7 +278,7 @@ def test_posts_without_the_csrf_token_change_nothing(app: Starlette, console: Te
             assert r.status_code == 403, (path, token, r.status_code, r.text[:300])
             assert "The form has expired" in r.text
 
-    services.activity.flush()
+    services.events.dispatch_all()
     assert attr(console.get("/console/audit").text, "audit-row", "data-action") == events
     ns = services.namespaces.get("team")
     assert ns is not None and ns.description == "before" and not ns.public

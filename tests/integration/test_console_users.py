@@ -163,7 +163,7 @@ def test_create_a_user_who_can_log_in(app: Starlette, console: TestClient, servi
     assert flashes(console, r, "ok") == ["User jane.doe@example.com saved."]
     assert listed(console)["jane.doe@example.com"] == ("administrator", "disabled")
 
-    services.activity.flush()
+    services.events.dispatch_all()
     audit = console.get("/console/audit", params={"action": "user."}).text
     assert attr(audit, "audit-row", "data-action") == ["user.update", "user.create", "user.create"]
     assert NEW_PASSWORD not in audit and "jane-password-1" not in audit
@@ -293,7 +293,7 @@ def test_reset_a_password(app: Starlette, console: TestClient, services: Any) ->
     assert v2_status(app, "bob", PASSWORD) == 401
     assert v2_status(app, "bob", "bob-new-password") == 200
     assert listed(console)["bob"] == ("user", "active")
-    services.activity.flush()
+    services.events.dispatch_all()
     assert "bob-new-password" not in console.get("/console/audit").text
 
 
@@ -338,7 +338,7 @@ def test_users_posts_need_the_csrf_token(app: Starlette, console: TestClient, se
     assert listed(console) == {"admin": ("administrator", "active"), "bob": ("user", "active")}
     assert not ended(bob)
     assert login(console_client(app), "bob", PASSWORD).status_code == 303
-    services.activity.flush()
+    services.events.dispatch_all()
     assert attr(console.get("/console/audit", params={"action": "user."}).text, "audit-row", "data-action") == []
 
 

@@ -84,3 +84,21 @@ def test_batches_give_the_same_answers_as_one_read(app_client: TestClient, servi
         left = set(conn.execute(select(manifests.c.digest)).scalars())
     assert left == kept
     assert app_client.get("/v2/batch/r3/manifests/v1").status_code == 200
+
+
+def test_a_batch_deletes_only_what_is_still_unreferenced(app_client: TestClient, services: Any) -> None:
+    """One DELETE re-checks the whole batch: a blob a manifest references, or one linked within
+    the grace period, stays; the files of exactly the rows removed are handed to the store."""
+    push_image(app_client, "batchdel/app", "v1", layer=b"referenced layer")
+    loose = [push_blob(app_client, "batchdel/app", f"loose {i}".encode()) for i in range(3)]
+    _age(services)
+    fresh = push_blob(app_client, "batchdel/app", b"linked just now")  # within the grace period
+    removed_files: list[list[str]] = []
+    cutoff = utcnow() - timedelta(hours=1)
+    wanted = [*loose, sha256(b"referenced layer"), fresh, "sha256:" + "0" * 64]
+    gone = gc_store.GcStore(services.db).delete_blobs_if_unreferenced(wanted, cutoff, removed_files.append)
+    assert sorted(gone) == sorted(loose) and removed_files == [gone]
+    with services.db.read() as conn:
+        left = set(conn.execute(select(blobs.c.digest)).scalars())
+    assert not left & set(loose) and {sha256(b"referenced layer"), fresh} <= left
+    assert app_client.get("/v2/batchdel/app/manifests/v1").status_code == 200

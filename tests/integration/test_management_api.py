@@ -233,9 +233,9 @@ def test_cannot_delete_or_change_another_users_namespace(app_client: TestClient,
     make_ns(c, "team", alice)
     c.post(f"{API}/repositories", json={"name": "team/app"}, headers=alice)
     push_image(c, "team/app", "v1")
-    # The push's audit record is buffered (registry/activity.py): written now, not by the
-    # background flush in the middle of the comparison below.
-    services.activity.flush()
+    # The push's audit record comes from its event (meta/events.py): dispatched now, not by the
+    # worker's tick in the middle of the comparison below.
+    services.events.dispatch_all()
     before = c.get(f"{API}/audit").json()["items"]
     err(c.delete(f"{API}/namespaces/team", headers=mallory), 403, "forbidden")
     err(c.patch(f"{API}/namespaces/team", json={"public": True}, headers=mallory), 403, "forbidden")
@@ -545,7 +545,7 @@ def test_audit_visibility(app_client: TestClient, services: Any) -> None:
     c.post(f"{API}/repositories", json={"name": "team/app"}, headers=bob)
     c.post(f"{API}/repositories", json={"name": "teamx/app"}, headers=bob)
     push_image(c, "team/app", "v1")
-    services.activity.flush()
+    services.events.dispatch_all()
     alice_view = set(audit_actions(c, alice))
     assert ("namespace.create", "team") in alice_view and ("repository.create", "team/app") in alice_view
     assert ("manifest.push", "team/app:v1") in alice_view

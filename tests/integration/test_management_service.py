@@ -20,7 +20,7 @@ from dockyard.auth.passwords import hash_password
 from dockyard.auth.policy import Principal
 from dockyard.management.base import Actor
 from dockyard.management.errors import Conflict
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, hashed
 
 
 @contextmanager
@@ -82,7 +82,7 @@ def test_two_administrators_cannot_demote_each_other_at_once(services: Any) -> N
 def test_two_owners_cannot_demote_each_other_at_once(services: Any) -> None:
     m = services.management
     for name in ("alice", "bob"):
-        services.users.create(name, hash_password(f"{name}-password"))
+        services.users.create(name, hashed(f"{name}-password"))
     alice, bob = actor(services, "alice"), actor(services, "bob")
     m.create_namespace(alice, "team")
     m.set_member(alice, "team", "bob", "owner")

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from dockyard.auth.passwords import hash_password
 from dockyard.auth.policy import Principal
 from dockyard.management.errors import Forbidden, Invalid, NotFound
 from dockyard.management.images import ImagesService
 from dockyard.management.service import Actor
 from dockyard.meta.tables import manifests, repositories, tag_pulls, tags
 from dockyard.meta.versions import page_query
+from tests.conftest import hashed
 from tests.integration.helpers import (
     OCI_CONFIG,
     OCI_EMPTY,
@@ -249,7 +249,7 @@ def test_version_detail(app_client: TestClient, services: Any, images: ImagesSer
 
 def test_delete_tag_permissions(app_client: TestClient, services: Any, images: ImagesService, admin: Actor) -> None:
     for name in ("gina", "dave", "olga"):
-        services.users.create(name, hash_password("a-long-password"))
+        services.users.create(name, hashed("a-long-password"))
     services.management.create_namespace(admin, "team")
     services.management.set_member(admin, "team", "gina", "guest")
     services.management.set_member(admin, "team", "dave", "developer")
@@ -276,9 +276,10 @@ def test_delete_tag_permissions(app_client: TestClient, services: Any, images: I
     assert [v.tag for v in images.versions(admin, "team/app").items] == ["v2"]
     assert app_client.get("/v2/team/app/manifests/v1").status_code == 404  # the registry's caches forgot it
     assert app_client.get(f"/v2/team/app/manifests/{img['digest']}").status_code == 200  # only the tag went
+    services.events.dispatch_all()  # the tag.deleted event is the audit record
     event = services.audit.query(action="tag.delete")[0]
     assert (event.actor, event.target, event.detail, event.remote) == (
-        "admin", "team/app:v1", {"digest": img["digest"]}, "10.1.2.3")  # as a DELETE through /v2 records it
+        "admin", "team/app:v1", {"tag": "v1", "digest": img["digest"]}, "10.1.2.3")  # as a DELETE through /v2 records it
     with pytest.raises(NotFound):
         images.delete_tag(admin, "team/app", "v1")
     with pytest.raises(Invalid):

@@ -229,7 +229,7 @@ def test_check_config_valid_file_hides_the_admin_password(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert result.output.startswith("configuration is valid:")
     shown = json.loads(result.output.split("\n", 1)[1])
-    assert shown["gc"] == {"interval_seconds": 86400, "delete_untagged": True, "grace_seconds": 60}
+    assert shown["gc"] == {"interval_seconds": 86400, "delete_untagged": True, "grace_seconds": 60, "batch_size": 500}
     assert shown["admin_password"] == "***"
     assert "hunter2" not in result.output
 

@@ -61,7 +61,7 @@ def job_kinds(services: JobServices) -> list[Kind]:
                                            ttl_seconds=settings.jobs.lease_seconds, takeover=True)
         if report is None:  # another GC job holds the lease: try again later
             raise RuntimeError("another garbage collection is running")
-        if report.manifests:
+        if report.manifest_count:
             services.manifests.clear_cache()
         ctx.progress(done, done, force=True)
         return report.to_json()

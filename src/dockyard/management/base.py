@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from dockyard.auth.policy import Principal
 from dockyard.auth.service import AuthService
 from dockyard.core.errors import RegistryError
+from dockyard.core.events import Origin
 from dockyard.management.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from dockyard.meta.audit import AuditStore
 from dockyard.meta.credentials import CredentialStore, Robot, TempPassword
@@ -44,6 +45,11 @@ class Actor:
     @property
     def is_admin(self) -> bool:
         return self.principal is not None and self.principal.is_admin
+
+    @property
+    def origin(self) -> Origin:
+        """As the events of a change name who made it."""
+        return Origin(self.name, self.remote)
 
     @property
     def user(self) -> User | None:
@@ -133,7 +139,8 @@ class _ServiceBase:
     def __init__(self, *, users: UserStore, namespaces: NamespaceStore, credentials: CredentialStore,
                  audit: AuditStore, auth: AuthService, queries: ManagementQueries, temp_password_ttl: int,
                  repositories_deleted: Callable[[list[str]], None] = lambda names: None,
-                 logins_ended: Callable[[str], object] = lambda username: None) -> None:
+                 logins_ended: Callable[[str], object] = lambda username: None,
+                 dispatch_events: Callable[[], object] = lambda: None) -> None:
         self.users = users
         self.namespaces = namespaces
         self.credentials = credentials
@@ -145,6 +152,9 @@ class _ServiceBase:
         self.repositories_deleted = repositories_deleted
         # Ends a user's console sessions when their account password changes or they are disabled.
         self.logins_ended = logins_ended
+        # Hands pending events on (the audit log is one subscriber), so the log shows a push
+        # made a moment ago rather than after the next dispatch.
+        self.dispatch_events = dispatch_events
 
     def _record(self, actor: Actor, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
         self.audit.record(actor.name, action, target, detail, actor.remote)

@@ -256,11 +256,11 @@ class ImagesService:
         if found is None:
             raise NotFound(f"{repository}:{tag} not found")
         try:
-            self.manifests.delete(repository, tag)  # through the registry, so its caches forget the tag
+            # Through the registry, so its caches forget the tag; its tag.deleted event is the
+            # audit record, as for a DELETE through /v2 (one filter finds both).
+            self.manifests.delete(repository, tag, actor.origin)
         except ManifestUnknown:
             raise NotFound(f"{repository}:{tag} not found") from None
-        # The same action and target as a DELETE through /v2, so one filter finds both.
-        self.audit.record(actor.name, "tag.delete", f"{repository}:{tag}", {"digest": found[0]}, remote=actor.remote)
 
     def backfill_all(self, batch: int = 1000) -> int:
         """`backfill` until a call finds less than a batch to do; returns the rows updated."""

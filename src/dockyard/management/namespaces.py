@@ -86,7 +86,7 @@ class NamespaceUseCases(_ServiceBase):
 
     def delete_namespace(self, actor: Actor, name: str) -> list[str]:
         self._require_owner(actor, name)
-        removed = self.namespaces.delete(name)
+        removed = self.namespaces.delete(name, actor.origin)
         self.repositories_deleted(removed)
         self.auth.forget_access()
         self._record(actor, "namespace.delete", name, {"repositories": removed} if removed else None)

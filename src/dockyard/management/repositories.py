@@ -86,10 +86,9 @@ class RepositoryUseCases(_ServiceBase):
         # Created as the namespace says (inherit) is the owners' choice; an explicit "public" in a
         # private namespace is not a developer's.
         self._may_publish(actor, user, ns, was_public=ns.public, visibility=visibility)
-        if not self.namespaces.create_repository(name, summary, description, visibility):
+        if not self.namespaces.create_repository(name, summary, description, visibility, actor.origin):
             raise Conflict(f"repository {name!r} exists already")
-        self.auth.forget_access()
-        self._record(actor, "repository.create", name, {"visibility": visibility} if visibility else None)
+        self.auth.forget_access()  # the audit record is the repository.created event's
         repo = self.queries.repository(name)
         assert repo is not None
         return repo
@@ -122,11 +121,10 @@ class RepositoryUseCases(_ServiceBase):
         if self.queries.repository(name) is None:
             raise NotFound(f"repository {name!r} not found")
         self._require_role(actor, namespace_of(name), ("owner",), "delete repositories")
-        if not self.namespaces.delete_repository(name):
+        if not self.namespaces.delete_repository(name, actor.origin):
             raise NotFound(f"repository {name!r} not found")
         self.repositories_deleted([name])
-        self.auth.forget_access()
-        self._record(actor, "repository.delete", name)
+        self.auth.forget_access()  # the audit record is the repository.deleted event's
 
     def list_tags(self, actor: Actor, name: str, after: str | None, limit: int | None) -> Page[TagInfo]:
         self._authenticated(actor)

@@ -4,6 +4,7 @@ administrators; otherwise what the caller did and what happened in the namespace
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -12,6 +13,8 @@ from dockyard.management.base import Actor, Page, WhoAmI, _ServiceBase, limit_of
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.meta.audit import AuditEvent
 from dockyard.meta.users import LastAdministrator, User
+
+log = logging.getLogger("dockyard.management")
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?")
 
@@ -97,6 +100,10 @@ class UserUseCases(_ServiceBase):
         if not actor.is_admin:
             roles = self.namespaces.roles_of(actor.user.username) if actor.user and principal.robot is None else {}
             visible_to = (principal.name, {ns for ns, role in roles.items() if role == "owner"})
+        try:
+            self.dispatch_events()
+        except Exception:  # the newest records show a moment later; the log still shows
+            log.exception("dispatching events failed")
         events = self.queries.audit(actor=who, action=action, target=target, before_id=before, limit=limit + 1,
                                     visible_to=visible_to)
         more = len(events) > limit

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from dockyard.core.events import AUDIT_ACTIONS, Event
 from dockyard.meta.db import Database, utcnow
 from dockyard.meta.sql import insert_ignore
 from dockyard.meta.tables import audit_events, repositories, tag_pulls
@@ -36,11 +37,19 @@ class AuditStore:
 
     @staticmethod
     def add(conn: Connection, actor: str, action: str, target: str, detail: dict[str, Any] | None = None,
-            remote: str | None = None) -> None:
+            remote: str | None = None, at: datetime | None = None) -> None:
         """Record inside the caller's transaction (with the change it describes)."""
-        conn.execute(audit_events.insert(), {"at": utcnow(), "actor": actor[:160], "action": action[:64],
+        conn.execute(audit_events.insert(), {"at": at or utcnow(), "actor": actor[:160], "action": action[:64],
                                              "target": target[:512], "remote": (remote or "")[:64] or None,
                                              "detail": json.dumps(detail) if detail else None})
+
+    @classmethod
+    def record_event(cls, conn: Connection, event: Event) -> None:
+        """The audit log as a subscriber of events (meta/events.py): in the dispatcher's
+        transaction, so each event is recorded exactly once."""
+        action = AUDIT_ACTIONS.get(event.kind)
+        if action:
+            cls.add(conn, event.actor, action, event.target, event.detail or None, event.remote, event.created_at)
 
     def query(self, actor: str | None = None, action: str | None = None, target_prefix: str | None = None,
               since: datetime | None = None, before_id: int | None = None, limit: int = 100) -> list[AuditEvent]:
@@ -59,16 +68,6 @@ class AuditStore:
         with self.db.read() as conn:
             return [AuditEvent(id=r.id, at=r.at, actor=r.actor, action=r.action, target=r.target,
                                detail=json.loads(r.detail) if r.detail else None, remote=r.remote) for r in conn.execute(q)]
-
-    def record_many(self, events: list[tuple[datetime, str, str, str, dict[str, Any] | None, str | None]]) -> None:
-        """Write buffered (at, actor, action, target, detail, remote) events in one transaction."""
-        if not events:
-            return
-        with self.db.write() as conn:
-            conn.execute(audit_events.insert(), [
-                {"at": at, "actor": actor[:160], "action": action[:64], "target": target[:512],
-                 "detail": json.dumps(detail) if detail else None, "remote": (remote or "")[:64] or None}
-                for at, actor, action, target, detail, remote in events])
 
     def count_pulls(self, pulls: dict[tuple[str, str], int]) -> None:
         """Add buffered pull counts ((repository, tag) -> n) in one transaction."""

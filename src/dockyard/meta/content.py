@@ -17,9 +17,22 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.core.access import namespace_of
 from dockyard.core.errors import ManifestBlobUnknown
+from dockyard.core.events import (
+    BLOB_DELETED,
+    MANIFEST_DELETED,
+    MANIFEST_PUSHED,
+    REPOSITORY_CREATED,
+    SYSTEM,
+    TAG_DELETED,
+    TAG_MOVED,
+    NewEvent,
+    Origin,
+    manifest_target,
+)
 from dockyard.core.image import ImageFacts
 from dockyard.core.manifest import ParsedManifest
 from dockyard.meta.db import Database, utcnow
+from dockyard.meta.events import EventStore
 from dockyard.meta.raw import RawCursor, marks
 from dockyard.meta.sql import insert_ignore, upsert
 from dockyard.meta.tables import (
@@ -64,14 +77,15 @@ def _repo_id(conn: Connection, name: str) -> int | None:
     return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
 
 
-def _ensure_repo(conn: Connection, name: str) -> int:
+def _ensure_repo(conn: Connection, name: str, origin: Origin) -> int:
     repo_id = _repo_id(conn, name)
     if repo_id is None:
         # The access policy decided that this push may create the repository (and, for an
         # administrator, its namespace): a new namespace is private and lets pushes create.
         insert_ignore(conn, namespaces, {"name": namespace_of(name), "public": False, "auto_create": True,
                                          "created_at": utcnow()})
-        insert_ignore(conn, repositories, {"name": name, "created_at": utcnow()})
+        if insert_ignore(conn, repositories, {"name": name, "created_at": utcnow()}):
+            EventStore.add(conn, origin, [NewEvent(REPOSITORY_CREATED, name, name)])
         repo_id = _repo_id(conn, name)
     assert repo_id is not None
     return repo_id
@@ -96,17 +110,17 @@ class ContentStore:
         # The driver's own IntegrityError, raised by statements run on its cursor (meta/raw.py).
         self._integrity_error: type[Exception] = db.engine.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
 
-    def _repo(self, conn: Connection, name: str) -> int:
+    def _repo(self, conn: Connection, name: str, origin: Origin) -> int:
         repo_id = self._repo_ids.get(name)
         if repo_id is None:
             repo_id = _repo_id(conn, name)
             if repo_id is None:  # created by this transaction, which may yet roll back: not cached
-                repo_id = _ensure_repo(conn, name)
+                repo_id = _ensure_repo(conn, name, origin)
             elif self.cache_repository_ids:  # committed earlier: safe to remember
                 self._repo_ids[name] = repo_id
         return repo_id
 
-    def _repo_raw(self, cur: RawCursor, name: str, now: object) -> int:
+    def _repo_raw(self, cur: RawCursor, name: str, now: object, origin: Origin) -> int:
         """`_repo` for the push's raw transaction (meta/raw.py); creates the repository (and its
         namespace) as `_ensure_repo` does."""
         repo_id = self._repo_ids.get(name)
@@ -120,7 +134,8 @@ class ContentStore:
         # As _ensure_repo: a new namespace is private and lets pushes create.
         cur.execute("INSERT INTO namespaces (name, public, auto_create, created_at) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT DO NOTHING", (namespace_of(name), False, True, now))
-        cur.execute("INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, now))
+        if cur.execute("INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, now)):
+            EventStore.add_raw(cur, now, origin, [NewEvent(REPOSITORY_CREATED, name, name)])
         row = cur.one("SELECT id FROM repositories WHERE name = ?", (name,))
         assert row is not None
         return int(row[0])  # created by this transaction, which may yet roll back: not cached
@@ -146,13 +161,13 @@ class ContentStore:
             return conn.execute(q).scalar()
 
     def add_blob(self, repository: str, digest: str, size: int, place: Callable[[], None],
-                 end_session: str | None = None) -> None:
+                 end_session: str | None = None, origin: Origin = SYSTEM) -> None:
         """Record a blob and make it readable through `repository`; `place` puts its bytes in
         the store inside the same transaction (after the row is locked), see BlobStore.place.
         `end_session` names the upload session that this completes, deleted in the same transaction."""
         now = utcnow()
         with self.db.write() as conn:
-            repo_id = self._repo(conn, repository)
+            repo_id = self._repo(conn, repository, origin)
             # An upsert, not an insert-if-absent: it locks an existing row for the rest of the
             # transaction (PostgreSQL's DO NOTHING does not), so GC's delete of the row waits for
             # us, or, if GC deleted it first, we wait and insert it again; either way the row,
@@ -164,15 +179,15 @@ class ContentStore:
             upsert(conn, repository_blobs, {"repository_id": repo_id, "digest": digest, "linked_at": now},
                    ["repository_id", "digest"], ["linked_at"])
 
-    def link_blob(self, repository: str, digest: str, source: str | None) -> bool:
+    def link_blob(self, repository: str, digest: str, source: str | None, origin: Origin = SYSTEM) -> bool:
         """Cross-repository mount. With `source`, only from that repository; without, from any.
         False when there is nothing to mount (also when GC removed the blob meanwhile)."""
         try:
-            return self._link_blob(repository, digest, source)
+            return self._link_blob(repository, digest, source, origin)
         except IntegrityError:
             return False  # GC deleted the blob between our check and our link (PostgreSQL)
 
-    def _link_blob(self, repository: str, digest: str, source: str | None) -> bool:
+    def _link_blob(self, repository: str, digest: str, source: str | None, origin: Origin) -> bool:
         with self.db.write() as conn:
             if source is not None:
                 q = (
@@ -184,7 +199,7 @@ class ContentStore:
                 q = select(blobs.c.digest).where(blobs.c.digest == digest)
             if conn.execute(q).first() is None:
                 return False
-            repo_id = _ensure_repo(conn, repository)
+            repo_id = _ensure_repo(conn, repository, origin)
             upsert(conn, repository_blobs, {"repository_id": repo_id, "digest": digest, "linked_at": utcnow()},
                    ["repository_id", "digest"], ["linked_at"])
             return True
@@ -198,7 +213,7 @@ class ContentStore:
         with self.db.read() as conn:
             return list(conn.execute(q).scalars())
 
-    def unlink_blob(self, repository: str, digest: str) -> bool:
+    def unlink_blob(self, repository: str, digest: str, origin: Origin = SYSTEM) -> bool:
         with self.db.write() as conn:
             repo_id = _repo_id(conn, repository)
             if repo_id is None:
@@ -206,22 +221,28 @@ class ContentStore:
             res = conn.execute(
                 delete(repository_blobs).where(repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest)
             )
-            return res.rowcount > 0
+            if not res.rowcount:
+                return False
+            EventStore.add(conn, origin, [NewEvent(BLOB_DELETED, repository, f"{repository}@{digest}", {"digest": digest})])
+            return True
 
     # -- manifests ------------------------------------------------------------------------------
     def put_manifest(
         self, repository: str, digest: str, data: bytes, parsed: ParsedManifest, tag_names: Sequence[str],
-        facts: ImageFacts | None = None,
+        facts: ImageFacts | None = None, origin: Origin = SYSTEM, reference: str | None = None,
     ) -> None:
         """Record a manifest with its bytes and point each of `tag_names` at it, all in one
         transaction (a push by digest with `?tag=` parameters tags all or nothing).
 
         `facts` are an image's stored facts (core/image.py; without them they stay NULL for
-        the backfill); an index's size is summed here from its children's rows.
+        the backfill); an index's size is summed here from its children's rows. The push's
+        events (manifest.pushed, tag.moved for each tag that names another manifest now,
+        repository.created) are written in the same transaction, by `origin`; `reference` is what
+        the client pushed to (a tag or the digest) and names the push in the audit log.
         Raises ManifestBlobUnknown when a referenced blob or child manifest is not in the repository.
         """
         try:
-            self._put_manifest(repository, digest, data, parsed, tag_names, facts)
+            self._put_manifest(repository, digest, data, parsed, tag_names, facts, origin, reference or digest)
         except (IntegrityError, self._integrity_error):
             # PostgreSQL: garbage collection removed a referenced blob between our check and our
             # insert; the foreign key caught it. The client pushes the blob again.
@@ -229,14 +250,14 @@ class ContentStore:
 
     def _put_manifest(
         self, repository: str, digest: str, data: bytes, parsed: ParsedManifest, tag_names: Sequence[str],
-        facts: ImageFacts | None,
+        facts: ImageFacts | None, origin: Origin, reference: str,
     ) -> None:
         # The hottest write of a push: plain SQL on the driver's cursor (meta/raw.py says why).
         size = len(data)
         with self.db.raw_write() as driver:
             cur = RawCursor(driver, self.db.is_sqlite)
             now = cur.when(utcnow())
-            repo_id = self._repo_raw(cur, repository, now)
+            repo_id = self._repo_raw(cur, repository, now, origin)
             needed = {d.digest for d in parsed.blob_references()}
             if needed:
                 have = {row[0] for row in cur.all(
@@ -283,6 +304,22 @@ class ContentStore:
                 cur.execute_many(
                     "INSERT INTO manifest_children (manifest_id, child_digest) VALUES (?, ?) ON CONFLICT DO NOTHING",
                     [(manifest_id, c) for c in children])
+            pushed = {"digest": digest, "media_type": parsed.media_type, "size": size}
+            if tag_names:
+                pushed["tags"] = list(tag_names)
+            if parsed.subject:
+                pushed["subject"] = parsed.subject.digest
+            new = [NewEvent(MANIFEST_PUSHED, repository, manifest_target(repository, reference), pushed)]
+            if tag_names:
+                # What each tag named before (locked on PostgreSQL, so concurrent pushes of one
+                # tag each see the other's result): a tag that names another manifest now moved.
+                before = dict(cur.all(
+                    f"SELECT name, manifest_digest FROM tags WHERE repository_id = ? AND name IN ({marks(len(tag_names))})"
+                    + ("" if self.db.is_sqlite else " FOR UPDATE"), [repo_id, *tag_names]))
+                new += [NewEvent(TAG_MOVED, repository, f"{repository}:{tag}",
+                                 {"tag": tag, "digest": digest, "previous": before.get(tag)})
+                        for tag in tag_names if before.get(tag) != digest]
+            EventStore.add_raw(cur, now, origin, new)
             cur.execute_many(
                 "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest,"
@@ -333,22 +370,35 @@ class ContentStore:
             row = conn.execute(q).first()
         return _record(row) if row else None
 
-    def delete_manifest(self, repository: str, digest: str) -> bool:
+    def delete_manifest(self, repository: str, digest: str, origin: Origin = SYSTEM) -> bool:
         """Delete a manifest by digest, and with it every tag that points to it."""
         with self.db.write() as conn:
             repo_id = _repo_id(conn, repository)
             if repo_id is None:
                 return False
-            conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.manifest_digest == digest))
+            gone = conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.manifest_digest == digest)
+                                .returning(tags.c.name)).scalars().all()
             res = conn.execute(delete(manifests).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest))
-            return res.rowcount > 0
+            if not res.rowcount:
+                return False
+            detail: dict[str, object] = {"digest": digest}
+            if gone:
+                detail["tags"] = sorted(gone)
+            EventStore.add(conn, origin, [NewEvent(MANIFEST_DELETED, repository, f"{repository}@{digest}", detail)])
+            return True
 
-    def delete_tag(self, repository: str, tag: str) -> bool:
+    def delete_tag(self, repository: str, tag: str, origin: Origin = SYSTEM) -> bool:
         with self.db.write() as conn:
             repo_id = _repo_id(conn, repository)
             if repo_id is None:
                 return False
-            return conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag)).rowcount > 0
+            digest = conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag)
+                                  .returning(tags.c.manifest_digest)).scalar()
+            if digest is None:
+                return False
+            EventStore.add(conn, origin, [NewEvent(TAG_DELETED, repository, f"{repository}:{tag}",
+                                                   {"tag": tag, "digest": digest})])
+            return True
 
     def list_tags(self, repository: str, last: str | None, n: int | None) -> list[str] | None:
         """Tags in lexical order after `last`; None when the repository does not exist."""

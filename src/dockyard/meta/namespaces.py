@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, or_, select, update
 
 from dockyard.core.access import DEFAULT_NAMESPACE, RepositoryFacts, is_public, namespace_of
+from dockyard.core.events import REPOSITORY_CREATED, REPOSITORY_DELETED, SYSTEM, NewEvent, Origin
 from dockyard.meta.db import Database, utcnow
+from dockyard.meta.events import EventStore
 from dockyard.meta.sql import upsert
 from dockyard.meta.tables import namespace_members, namespaces, repositories, users
 
@@ -88,9 +90,10 @@ class NamespaceStore:
         with self.db.write() as conn:
             return conn.execute(update(namespaces).where(namespaces.c.name == name).values(**allowed)).rowcount > 0
 
-    def delete(self, name: str) -> list[str]:
+    def delete(self, name: str, origin: Origin = SYSTEM) -> list[str]:
         """Delete the namespace and its repositories (tags and manifests go with them; blobs are
-        left to garbage collection). Returns the names of the repositories removed."""
+        left to garbage collection), with a repository.deleted event for each. Returns the names
+        of the repositories removed."""
         with self.db.write() as conn:
             in_namespace = repositories.c.name.startswith(f"{name}/", autoescape=True)
             if name == DEFAULT_NAMESPACE:  # it holds the one-component names too
@@ -98,6 +101,7 @@ class NamespaceStore:
             repos = list(conn.execute(select(repositories.c.name).where(in_namespace)).scalars())
             if repos:
                 conn.execute(delete(repositories).where(repositories.c.name.in_(repos)))
+                EventStore.add(conn, origin, [NewEvent(REPOSITORY_DELETED, r, r, {"namespace": name}) for r in repos])
             conn.execute(delete(namespaces).where(namespaces.c.name == name))
         return repos
 
@@ -201,14 +205,22 @@ class NamespaceStore:
                 return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).first() is not None
             return conn.execute(update(repositories).where(repositories.c.name == name).values(**allowed)).rowcount > 0
 
-    def create_repository(self, name: str, summary: str | None, description: str | None, visibility: str | None) -> bool:
+    def create_repository(self, name: str, summary: str | None, description: str | None, visibility: str | None,
+                          origin: Origin = SYSTEM) -> bool:
         """False when it exists already."""
         from dockyard.meta.sql import insert_ignore
 
         with self.db.write() as conn:
-            return insert_ignore(conn, repositories, {"name": name, "created_at": utcnow(), "summary": summary,
-                                                      "description": description, "visibility": visibility}) > 0
+            if not insert_ignore(conn, repositories, {"name": name, "created_at": utcnow(), "summary": summary,
+                                                      "description": description, "visibility": visibility}):
+                return False
+            EventStore.add(conn, origin, [NewEvent(REPOSITORY_CREATED, name, name,
+                                                   {"visibility": visibility} if visibility else {})])
+            return True
 
-    def delete_repository(self, name: str) -> bool:
+    def delete_repository(self, name: str, origin: Origin = SYSTEM) -> bool:
         with self.db.write() as conn:
-            return conn.execute(delete(repositories).where(repositories.c.name == name)).rowcount > 0
+            if not conn.execute(delete(repositories).where(repositories.c.name == name)).rowcount:
+                return False
+            EventStore.add(conn, origin, [NewEvent(REPOSITORY_DELETED, name, name)])
+            return True

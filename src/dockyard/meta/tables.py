@@ -306,3 +306,21 @@ job_schedules = Table(
     Column("name", String(64), primary_key=True),
     Column("next_run_at", DateTime(timezone=True), nullable=False),
 )
+
+# The event outbox (core/events.py): written in the transaction of the change it describes;
+# `dispatched_at` is set, in one transaction with what the subscribers do, when the dispatcher
+# has handed the event on. Dispatched events are purged after jobs.retention_seconds.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("repository", String(256), nullable=True),
+    Column("target", String(512), nullable=False),
+    Column("detail", Text, nullable=True),  # JSON object
+    Column("actor", String(160), nullable=False),
+    Column("remote", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("dispatched_at", DateTime(timezone=True), nullable=True),
+    Index("ix_events_pending", "dispatched_at", "id"),
+)

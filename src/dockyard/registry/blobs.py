@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import BlobUnknown
+from dockyard.core.events import SYSTEM, Origin
 from dockyard.meta.content import ContentStore
 from dockyard.storage.base import BlobReader, BlobStore
 
@@ -36,21 +37,22 @@ class BlobService:
         """Where clients may fetch the blob straight from the store (`storage.redirect`), or None."""
         return self.store.redirect_url(digest) if self.redirect else None
 
-    def delete(self, repository: str, digest: str) -> None:
+    def delete(self, repository: str, digest: str, origin: Origin = SYSTEM) -> None:
         """Unlink the blob from the repository; garbage collection reclaims the bytes later."""
         Digest.parse(digest)
-        if not self.content.unlink_blob(repository, digest):
+        if not self.content.unlink_blob(repository, digest, origin):
             raise BlobUnknown(f"blob {digest} is not in repository {repository}", {"digest": digest})
 
-    def mount(self, repository: str, digest: str, source: str | None, may_read: Callable[[str], bool]) -> bool:
+    def mount(self, repository: str, digest: str, source: str | None, may_read: Callable[[str], bool],
+              origin: Origin = SYSTEM) -> bool:
         """Link a blob from `source` (or, without it, from any repository the caller may read).
 
         Returns False when nothing could be mounted; the caller then opens an upload session.
         """
         Digest.parse(digest)
         if source is not None:
-            return may_read(source) and self.content.link_blob(repository, digest, source)
+            return may_read(source) and self.content.link_blob(repository, digest, source, origin)
         for candidate in self.content.blob_repositories(digest):
             if may_read(candidate):
-                return self.content.link_blob(repository, digest, candidate)
+                return self.content.link_blob(repository, digest, candidate, origin)
         return False

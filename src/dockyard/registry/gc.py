@@ -32,23 +32,37 @@ Progress = Callable[[str, int], None]  # (stage, items done since last call)
 GC_LEASE = "gc"
 
 
+KEEP_DIGESTS = 10000  # digests a report lists; beyond that it counts (a million blobs: no 100 MB list)
+
+
 @dataclass
 class GcReport:
     dry_run: bool
-    manifests: list[str] = field(default_factory=list)
-    blobs: list[str] = field(default_factory=list)
+    manifests: list[str] = field(default_factory=list)  # the first KEEP_DIGESTS removed
+    blobs: list[str] = field(default_factory=list)  # the first KEEP_DIGESTS removed
+    manifest_count: int = 0
+    blob_count: int = 0
     bytes_freed: int = 0
     orphan_files: int = 0
     uploads_purged: int = 0
 
+    def removed_manifest(self, digest: str) -> None:
+        self.manifest_count += 1
+        if len(self.manifests) < KEEP_DIGESTS:
+            self.manifests.append(digest)
+
+    def removed_blobs(self, digests: list[str]) -> None:
+        self.blob_count += len(digests)
+        self.blobs.extend(digests[:max(0, KEEP_DIGESTS - len(self.blobs))])
+
     def to_json(self) -> dict[str, object]:
         """What a GC job records as its result (counts, not every digest)."""
-        return {"dry_run": self.dry_run, "manifests": len(self.manifests), "blobs": len(self.blobs),
+        return {"dry_run": self.dry_run, "manifests": self.manifest_count, "blobs": self.blob_count,
                 "bytes_freed": self.bytes_freed, "orphan_files": self.orphan_files, "uploads_purged": self.uploads_purged}
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
-        return (f"{verb} {len(self.manifests)} manifest(s), {len(self.blobs)} blob(s) "
+        return (f"{verb} {self.manifest_count} manifest(s), {self.blob_count} blob(s) "
                 f"({self.bytes_freed / 1048576:.1f} MiB), {self.orphan_files} orphan file(s), "
                 f"{self.uploads_purged} stale upload(s)")
 
@@ -115,7 +129,7 @@ class GarbageCollector:
                     blocked.append((manifest_id, digest))
                     continue
                 doomed.add(manifest_id)
-                report.manifests.append(digest)
+                report.removed_manifest(digest)
             pending = blocked if len(blocked) < len(pending) else []
         return doomed
 
@@ -129,11 +143,24 @@ class GarbageCollector:
 
     def _sweep_blobs(self, cutoff: datetime, dry_run: bool, report: GcReport, tick: Progress,
                      ignore: set[int] | None = None) -> None:
+        batch: dict[str, int] = {}
+
+        def sweep() -> None:
+            tick("blobs", len(batch))
+            # Re-checked and deleted a batch per transaction (rows and files), not one by one:
+            # a million unreferenced blobs take minutes, not hours (BENCHMARKS.md, issue 10).
+            gone = list(batch) if dry_run else self.meta.delete_blobs_if_unreferenced(list(batch), cutoff,
+                                                                                      self.store.delete_many)
+            report.removed_blobs(gone)
+            report.bytes_freed += sum(batch[d] for d in gone)
+            batch.clear()
+
         for digest, size in self._unreferenced(cutoff, ignore):
-            tick("blobs", 1)
-            if dry_run or self.meta.delete_blob_if_unreferenced(digest, cutoff, self._remove):
-                report.blobs.append(digest)
-                report.bytes_freed += size
+            batch[digest] = size
+            if len(batch) >= self.settings.batch_size:
+                sweep()
+        if batch:
+            sweep()
 
     def _remove(self, digest: str) -> None:
         self.store.delete_many([digest])

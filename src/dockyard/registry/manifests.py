@@ -19,6 +19,7 @@ from typing import Any
 
 from dockyard.core.digest import Digest, is_digest
 from dockyard.core.errors import DigestInvalid, ManifestTooLarge, ManifestUnknown, NameUnknown, TagInvalid
+from dockyard.core.events import SYSTEM, Origin
 from dockyard.core.image import MAX_CONFIG_BYTES, has_image_config, image_facts, parse_config
 from dockyard.core.manifest import OCI_INDEX, ParsedManifest, parse_manifest
 from dockyard.core.names import is_valid_tag, validate_tag
@@ -114,7 +115,7 @@ class ManifestService:
             self._tags.pop(key, None)
 
     def put(self, repository: str, reference: str, data: bytes, content_type: str | None,
-            extra_tags: Sequence[str] = ()) -> tuple[str, str | None]:
+            extra_tags: Sequence[str] = (), origin: Origin = SYSTEM) -> tuple[str, str | None]:
         """Store a manifest under a tag or digest; returns (digest, subject digest or None).
 
         `extra_tags` are the `?tag=` parameters of a push by digest (checked by `check_tag_params`),
@@ -137,7 +138,7 @@ class ManifestService:
         facts = None if parsed.is_index else image_facts(parsed, len(data), self.read_config(parsed))
         # The bytes go into the database with the rest of the push (meta/tables.py,
         # manifest_contents): no file, fsync or rename on this path.
-        self.content.put_manifest(repository, digest, data, parsed, tags, facts)
+        self.content.put_manifest(repository, digest, data, parsed, tags, facts, origin, reference)
         self._bytes.put(digest, data)
         if tags:
             for tag in tags:
@@ -196,16 +197,16 @@ class ManifestService:
             self._bytes.put(digest, data)
         return data
 
-    def delete(self, repository: str, reference: str) -> None:
+    def delete(self, repository: str, reference: str, origin: Origin = SYSTEM) -> None:
         """By tag: only that tag goes. By digest: the manifest and every tag pointing to it."""
         if is_digest(reference):
             Digest.parse(reference)
-            found = self.content.delete_manifest(repository, reference)
+            found = self.content.delete_manifest(repository, reference, origin)
             self._forget_digest(repository, reference)
             self._forget_tags(repository)
         else:
             validate_tag(reference)
-            found = self.content.delete_tag(repository, reference)
+            found = self.content.delete_tag(repository, reference, origin)
             self._tags.pop((repository, reference), None)
             self._forget_tags(repository)
         if not found:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from dockyard.core.events import SYSTEM, Origin
 from dockyard.meta.content import ContentStore
 from dockyard.meta.db import utcnow
 from dockyard.meta.uploads import UploadSession, UploadStore
@@ -222,7 +223,7 @@ class UploadService:
 
     # -- committing -------------------------------------------------------------------------------
     async def finish(self, repository: str, upload_id: str, digest: str, body: AsyncIterator[bytes] | None,
-                     content_range: ChunkRange | None, content_length: int | None) -> int:
+                     content_range: ChunkRange | None, content_length: int | None, origin: Origin = SYSTEM) -> int:
         """Append the last chunk (if any), check the digest, and commit the blob. Returns its size."""
         expected = Digest.parse(digest)
         async with self._lock(upload_id):
@@ -246,7 +247,7 @@ class UploadService:
                 await run_sync(self._discard, upload_id, state)
                 raise DigestInvalid(f"the uploaded content has digest {expected.algorithm}:{actual}, not {digest}",
                                     {"expected": digest, "actual": f"{expected.algorithm}:{actual}"})
-            await run_sync(self._commit, repository, staged, str(expected), size, upload_id, state)
+            await run_sync(self._commit, repository, staged, str(expected), size, upload_id, state, origin)
             self._forget(upload_id)
             return size
 
@@ -266,13 +267,14 @@ class UploadService:
         self._hashers.pop(upload_id, None)
 
     def _commit(self, repository: str, staged: Staged, digest: str, size: int, upload_id: str | None,
-                state: SessionState = None) -> None:
+                state: SessionState = None, origin: Origin = SYSTEM) -> None:
         # Crash safety: the bytes are made durable first; placing them under the digest happens
         # inside the transaction that records the blob (and ends the session), so a crash leaves
         # either stray staged data for the purge or a complete blob, never a row without bytes.
         staged.seal()
         try:
-            self.content.add_blob(repository, digest, size, lambda: staged.place(digest), end_session=upload_id)
+            self.content.add_blob(repository, digest, size, lambda: staged.place(digest), end_session=upload_id,
+                                  origin=origin)
         except BaseException:
             if upload_id is not None:
                 # The transaction failed (a full disk, say), perhaps after `place` moved the bytes
@@ -290,7 +292,8 @@ class UploadService:
             except Exception:
                 log.warning("upload %s committed; its staged data is left for the purge", upload_id, exc_info=True)
 
-    async def monolithic(self, repository: str, digest: str, body: AsyncIterator[bytes], content_length: int | None) -> int:
+    async def monolithic(self, repository: str, digest: str, body: AsyncIterator[bytes], content_length: int | None,
+                         origin: Origin = SYSTEM) -> int:
         """POST ?digest= with the whole blob: no session row, straight to the store's staging."""
         expected = Digest.parse(digest)
         writer = await self._store_call(self.blobs.new_blob, expected.algorithm, digest, content_length)
@@ -307,7 +310,7 @@ class UploadService:
             await _shielded(writer.abort)
             raise
         try:
-            await run_sync(self._commit, repository, staged, digest, received, None)
+            await run_sync(self._commit, repository, staged, digest, received, None, None, origin)
         except BaseException:
             await _shielded(staged.discard)  # no session owns it: do not leave it for the purge (full disk)
             raise

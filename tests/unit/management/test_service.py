@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from dockyard.auth.passwords import hash_password
 from dockyard.auth.policy import Principal
 from dockyard.core.scopes import Scope
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from dockyard.management.service import Actor, ManagementService
+from tests.conftest import hashed
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def actor(services: Any, username: str, remote: str = "10.0.0.1") -> Actor:
 @pytest.fixture
 def people(services: Any) -> dict[str, Actor]:
     for name in ("alice", "bob", "carol"):
-        services.users.create(name, hash_password("a-long-password"))
+        services.users.create(name, hashed("a-long-password"))
     return {name: actor(services, name) for name in ("admin", "alice", "bob", "carol")}
 
 
@@ -60,6 +60,7 @@ def test_audit_records_actor_target_and_remote(services: Any, people: dict[str, 
     mgmt.create_namespace(people["alice"], "team", public=True)
     mgmt.set_member(people["alice"], "team", "bob", "developer")
     mgmt.create_repository(people["bob"], "team/app", visibility="private")
+    services.events.dispatch_all()  # the repository's audit record is its repository.created event's
     events = services.audit.query()
     assert [(e.actor, e.action, e.target, e.remote) for e in events] == [
         ("bob", "repository.create", "team/app", "10.0.0.1"),

@@ -12,6 +12,7 @@ from dockyard.auth.service import AuthService, Caller
 from dockyard.auth.tokens import InvalidToken
 from dockyard.config import AuthSettings
 from dockyard.core.errors import Denied, Unauthorized
+from dockyard.core.events import Origin
 
 
 class AccessError(Exception):
@@ -82,3 +83,8 @@ class Gate:
                 self.challenge(request, scope, "insufficient_scope"),
             )
         raise AccessError(Unauthorized("authentication required"), self.challenge(request, scope))
+
+
+def origin_of(request: Request, caller: Caller) -> Origin:
+    """Who makes a change through /v2, and from where: the services record it with the change's events."""
+    return Origin(caller.username or "anonymous", client_address(request))

@@ -7,7 +7,7 @@ from typing import Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.credentials import client_address
+from dockyard.api.distribution.access import origin_of
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.blobsend import BlobBody
 from dockyard.api.distribution.errors import API_VERSION, error_response
@@ -77,6 +77,5 @@ def byte_range(value: str, size: int) -> tuple[int, int] | Literal[False] | None
 
 async def delete_blob(ctx: RegistryContext, request: Request, caller: Caller, name: str, digest: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("delete",))
-    await run_sync(ctx.blobs.delete, name, digest)
-    ctx.activity.record(caller.username, "blob.delete", f"{name}@{digest}", None, client_address(request))
+    await run_sync(ctx.blobs.delete, name, digest, origin_of(request, caller))
     return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.bodies import BodyTooLarge, read_limited
-from dockyard.api.credentials import client_address
+from dockyard.api.distribution.access import origin_of
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION
 from dockyard.api.distribution.uploads import content_length
@@ -55,12 +55,8 @@ async def put_manifest(ctx: RegistryContext, request: Request, caller: Caller, n
     # the query string is not parsed at all on the common push without one.
     tags = check_tag_params(reference, request.query_params.getlist("tag")) if request.scope.get("query_string") else []
     data = await _read_limited(request, ctx.settings.limits.manifest_max_bytes)
-    digest, subject = await run_sync(ctx.manifests.put, name, reference, data, request.headers.get("content-type"), tags)
-    detail: dict[str, object] = {"digest": digest}
-    if tags:
-        detail["tags"] = tags
-    ctx.activity.record(caller.username, "manifest.push", f"{name}:{reference}" if not is_digest(reference) else f"{name}@{reference}",
-                        detail, client_address(request))
+    digest, subject = await run_sync(ctx.manifests.put, name, reference, data, request.headers.get("content-type"), tags,
+                                     origin_of(request, caller))
     headers = {**API_VERSION, "Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"}
     if subject:
         headers["OCI-Subject"] = subject
@@ -72,7 +68,5 @@ async def put_manifest(ctx: RegistryContext, request: Request, caller: Caller, n
 
 async def delete_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("delete",))
-    await run_sync(ctx.manifests.delete, name, reference)
-    action, target = ("manifest.delete", f"{name}@{reference}") if is_digest(reference) else ("tag.delete", f"{name}:{reference}")
-    ctx.activity.record(caller.username, action, target, None, client_address(request))
+    await run_sync(ctx.manifests.delete, name, reference, origin_of(request, caller))
     return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})

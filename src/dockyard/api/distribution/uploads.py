@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.distribution.access import origin_of
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.errors import API_VERSION
 from dockyard.api.threads import run_sync
@@ -53,12 +54,12 @@ async def start_upload(ctx: RegistryContext, request: Request, caller: Caller, n
     if mount:
         source = params.get("from")
         may_read = lambda repo: caller.may("repository", repo, "pull")  # noqa: E731
-        if await run_sync(ctx.blobs.mount, name, mount, source, may_read):
+        if await run_sync(ctx.blobs.mount, name, mount, source, may_read, origin_of(request, caller)):
             return _blob_created(name, mount)
     digest = params.get("digest")
     if digest and not mount:
         check_upload_digest_param(digest)
-        await ctx.uploads.monolithic(name, digest, request.stream(), blob_length(ctx, request))
+        await ctx.uploads.monolithic(name, digest, request.stream(), blob_length(ctx, request), origin_of(request, caller))
         return _blob_created(name, digest)
     session = await run_sync(ctx.uploads.start, name)
     headers = _session_headers(name, session.id, 0)
@@ -80,7 +81,7 @@ async def finish_upload(ctx: RegistryContext, request: Request, caller: Caller, 
     chunk = parse_content_range(request.headers.get("content-range"))
     length = blob_length(ctx, request)
     body = request.stream() if length != 0 else None
-    await ctx.uploads.finish(name, upload_id, digest, body, chunk, length)
+    await ctx.uploads.finish(name, upload_id, digest, body, chunk, length, origin_of(request, caller))
     return _blob_created(name, digest)
 
 

@@ -73,8 +73,14 @@ class ManagementAPI:
         self.jobs = jobs
         # Shared with /auth/token and /v2: failed guesses anywhere count against the same account.
         self.endpoints = self._table()
-        self.openapi = build_openapi(self.endpoints)
+        self._openapi: dict[str, Any] | None = None  # built when first asked for (~0.1 s of pydantic)
         self._docs: str | None = None
+
+    @property
+    def openapi(self) -> dict[str, Any]:
+        if self._openapi is None:
+            self._openapi = build_openapi(self.endpoints)
+        return self._openapi
 
     # -- authentication -----------------------------------------------------------------------------
     def authenticate(self, header: str, remote: str | None) -> Principal:
