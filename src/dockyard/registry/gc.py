@@ -146,13 +146,13 @@ class GarbageCollector:
         batch: dict[str, int] = {}
 
         def sweep() -> None:
-            tick("blobs", len(batch))
             # Re-checked and deleted a batch per transaction (rows and files), not one by one:
             # a million unreferenced blobs take minutes, not hours (BENCHMARKS.md, issue 10).
             gone = list(batch) if dry_run else self.meta.delete_blobs_if_unreferenced(list(batch), cutoff,
                                                                                       self.store.delete_many)
             report.removed_blobs(gone)
             report.bytes_freed += sum(batch[d] for d in gone)
+            tick("blobs", len(batch))  # after the batch: progress counts what is done
             batch.clear()
 
         for digest, size in self._unreferenced(cutoff, ignore):
