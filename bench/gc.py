@@ -116,6 +116,7 @@ def prepare_reference(base: Path, names: list[str], s3: Any, s3_args: list[str] 
                    f"    accesskey: {access}\n    secretkey: {secret}\n    secure: false\n    v4auth: true\n"
                    "    forcepathstyle: true\n")
         put_objects(s3, "gc-ref", keys)
+        s3.put_object(Bucket="gc-ref", Key="docker/registry/v2/repositories/.keep", Body=b"")  # its mark phase needs the path
     else:
         storage = f"  filesystem:\n    rootdirectory: {base / 'data'}\n"
         (base / "data" / "docker/registry/v2/repositories").mkdir(parents=True)  # its mark phase needs one
