@@ -154,7 +154,7 @@ def build_services(settings: Settings) -> Services:
         dispatch_events=events.dispatch_all)
     services.images = ImagesService(
         content=content, manifests=services.manifests, versions=VersionStore(db), auth=services.auth,
-        audit=audit, activity_flush=services.activity.flush)
+        activity_flush=services.activity.flush)
     return services
 
 

@@ -40,7 +40,6 @@ from dockyard.core.names import validate_name, validate_tag
 from dockyard.core.scopes import Scope
 from dockyard.management.base import Actor, checked
 from dockyard.management.errors import Forbidden, Invalid, NotFound
-from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
 from dockyard.meta.db import aware
 from dockyard.meta.versions import SORTS, ManifestFacts, TagRow, VersionStore
@@ -133,12 +132,11 @@ class VersionDetail:
 
 class ImagesService:
     def __init__(self, *, content: ContentStore, manifests: ManifestService, versions: VersionStore,
-                 auth: AuthService, audit: AuditStore, activity_flush: Callable[[], object] | None = None) -> None:
+                 auth: AuthService, activity_flush: Callable[[], object] | None = None) -> None:
         self.content = content
         self.manifests = manifests
         self.rows = versions
         self.auth = auth
-        self.audit = audit
         # Writes the buffered pull counts first, so a page shows a pull made a moment ago.
         self.activity_flush = activity_flush
 
@@ -252,9 +250,6 @@ class ImagesService:
         if not self.can_delete(actor, repository):
             raise Forbidden(f"you may not delete tags of {repository}")
         checked(validate_tag, tag)
-        found = self.rows.tag(repository, tag)
-        if found is None:
-            raise NotFound(f"{repository}:{tag} not found")
         try:
             # Through the registry, so its caches forget the tag; its tag.deleted event is the
             # audit record, as for a DELETE through /v2 (one filter finds both).

@@ -144,11 +144,12 @@ class GcStore:
 
     def delete_blobs_if_unreferenced(self, digests: list[str], cutoff: datetime,
                                      remove_files: Callable[[list[str]], None]) -> list[str]:
-        """`delete_blob_if_unreferenced` for a batch in one transaction: one DELETE re-checks them
-        all and returns those it removed, whose files `remove_files` then removes (S3: one
-        DeleteObjects call per 1,000). Returns the digests removed. When a manifest referenced one
-        of them meanwhile (PostgreSQL's foreign key fails the whole statement) they are taken one
-        by one."""
+        """Delete the rows of those blobs that no manifest references and no repository linked
+        since `cutoff`, re-checked by one DELETE in one transaction, and in that transaction their
+        files (`remove_files`, S3: one DeleteObjects call per 1,000): a concurrent upload of the
+        same digest waits for us and then places the file again (BlobStore.place). Returns the
+        digests removed. When a manifest referenced one meanwhile (PostgreSQL's foreign key fails
+        the whole statement), they are taken one at a time and that one is kept."""
         if not digests:
             return []
         try:
@@ -157,26 +158,12 @@ class GcStore:
                     blobs.c.digest.in_(digests), ~exists().where(manifest_blobs.c.digest == blobs.c.digest),
                     self._unlinked(blobs.c.digest, cutoff)).returning(blobs.c.digest)).scalars())
                 if gone:
-                    remove_files(gone)  # inside the transaction, as for one blob (below)
+                    remove_files(gone)
             return gone
         except IntegrityError:
-            return [d for d in digests if self.delete_blob_if_unreferenced(d, cutoff, lambda one: remove_files([one]))]
-
-    def delete_blob_if_unreferenced(self, digest: str, cutoff: datetime, remove_file: Callable[[str], None]) -> bool:
-        """Delete the blob's row and, in the same transaction, its file (`remove_file`), unless a
-        manifest references it or a repository linked it since `cutoff` by now. False when kept."""
-        try:
-            with self.db.write() as conn:
-                gone = conn.execute(delete(blobs).where(
-                    blobs.c.digest == digest, ~exists().where(manifest_blobs.c.digest == digest),
-                    self._unlinked(digest, cutoff))).rowcount
-                if gone:
-                    # Inside the transaction: a concurrent upload of the same digest waits for
-                    # us and then places the file again (BlobStore.place).
-                    remove_file(digest)
-        except IntegrityError:
-            return False  # a manifest referenced it meanwhile (PostgreSQL foreign key): keep it
-        return bool(gone)
+            if len(digests) == 1:
+                return []
+            return [d for one in digests for d in self.delete_blobs_if_unreferenced([one], cutoff, remove_files)]
 
     # -- files without a row ----------------------------------------------------------------------
     def unknown(self, digests: Iterable[str]) -> Iterator[str]:
