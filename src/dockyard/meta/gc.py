@@ -154,8 +154,13 @@ class GcStore:
             return []
         try:
             with self.db.write() as conn:
+                # PostgreSQL: rows a push holds right now (an upload's upsert, a manifest's foreign
+                # key check) are skipped, not waited for: a batch waiting on pushes that wait on its
+                # other rows would deadlock. What is skipped goes in a later run.
+                free = (select(blobs.c.digest).where(blobs.c.digest.in_(digests))
+                        .with_for_update(skip_locked=True).scalar_subquery())
                 gone = list(conn.execute(delete(blobs).where(
-                    blobs.c.digest.in_(digests), ~exists().where(manifest_blobs.c.digest == blobs.c.digest),
+                    blobs.c.digest.in_(free), ~exists().where(manifest_blobs.c.digest == blobs.c.digest),
                     self._unlinked(blobs.c.digest, cutoff)).returning(blobs.c.digest)).scalars())
                 if gone:
                     remove_files(gone)
