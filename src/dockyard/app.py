@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,13 +22,16 @@ from dockyard.api.distribution.access import Gate
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.router import RegistryAPI
 from dockyard.api.management.routes import ManagementAPI
+from dockyard.api.management.scans import ScanEndpoints
 from dockyard.api.token import TokenEndpoint
 from dockyard.auth.service import ACCESS_CACHE_SECONDS, AuthService
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
-from dockyard.core.events import AUDIT_ACTIONS
+from dockyard.core.access import namespace_of
+from dockyard.core.events import AUDIT_ACTIONS, MANIFEST_PUSHED, Event
 from dockyard.management.images import ImagesService
 from dockyard.management.jobs import JobsService
+from dockyard.management.scans import ScansService
 from dockyard.management.service import ManagementService
 from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
@@ -40,6 +44,7 @@ from dockyard.meta.jobs import JobStore
 from dockyard.meta.leases import node_holder
 from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.queries import ManagementQueries
+from dockyard.meta.scans import ScanStore
 from dockyard.meta.sessions import SessionStore
 from dockyard.meta.uploads import UploadStore
 from dockyard.meta.users import UserStore
@@ -48,6 +53,7 @@ from dockyard.registry.activity import Activity
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
+from dockyard.registry.scans import PullGuard, ScanService, vulndb_report
 from dockyard.registry.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.web.routes import console_routes
@@ -73,8 +79,12 @@ class Services:
     sessions: SessionStore
     jobs: JobStore
     events: EventStore
+    scan_store: ScanStore
     management: ManagementService = field(init=False)
     images: ImagesService = field(init=False)
+    scans: ScanService = field(init=False)
+    pull_guard: PullGuard = field(init=False)
+    scan_reports: ScansService = field(init=False)
 
 
 def open_store(settings: Settings, durable_dirs: bool, cache: bool = True) -> BlobStore:
@@ -121,6 +131,11 @@ def build_services(settings: Settings) -> Services:
     # Who hears of each event (core/events.py): the audit log, in the dispatcher's transaction.
     events.subscribers.append(Subscriber("audit", frozenset(k for k, a in AUDIT_ACTIONS.items() if a),
                                          inline=AuditStore.record_event))
+    scan_store = ScanStore(db, jobs)
+    if settings.scan.enabled:
+        # Scan on push: queued in the dispatcher's transaction, when the namespace asks for it.
+        events.subscribers.append(Subscriber("scan on push", frozenset({MANIFEST_PUSHED}),
+                                             inline=lambda conn, event: scan_on_push(scan_store, conn, event)))
     services = Services(
         settings=settings,
         db=db,
@@ -139,7 +154,13 @@ def build_services(settings: Settings) -> Services:
         uploads=uploads,
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
         gc=GarbageCollector(db, store, settings.gc, lambda: uploads.purge(settings.uploads.purge_after_seconds)),
+        scan_store=scan_store,
     )
+    services.scans = ScanService(settings=settings, store=scan_store, content=content, manifests=services.manifests,
+                                 uploads=uploads, blobs=store, events=events)
+    services.pull_guard = PullGuard(scan_store, lambda repository, digest: console_link(settings, repository, digest))
+    services.scan_reports = ScansService(store=scan_store, content=content, manifests=services.manifests,
+                                         auth=services.auth, namespaces=namespaces, guard=services.pull_guard)
 
     def repositories_deleted(names: list[str]) -> None:
         # The registry's caches remember repositories by name: forget them all (rare, cheap).
@@ -158,6 +179,26 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
+def scan_on_push(store: ScanStore, conn: Any, event: Event) -> None:
+    detail = event.detail
+    if event.repository is None or detail.get("subject") or not isinstance(detail.get("digest"), str):
+        return  # referrers (signatures, SBOMs, the scanner's own) are not images to scan
+    if store.policy_in(conn, namespace_of(event.repository)).scan_on_push:
+        store.queue(conn, detail["digest"], event.repository)
+
+
+def reevaluate_if_changed(services: Services) -> None:
+    from dockyard.jobs.kinds import SCAN_REEVALUATE
+
+    if services.settings.scan.enabled and services.scans.database_changed():
+        services.jobs.submit(SCAN_REEVALUATE, unique_key=SCAN_REEVALUATE)
+
+
+def console_link(settings: Settings, repository: str, digest: str) -> str:
+    base = (settings.server.public_url or f"http://{settings.server.listen}").rstrip("/")
+    return f"{base}/console/repo/{repository}/-/versions/{digest}/security"
+
+
 def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
     """The job worker of a process (`dockyard serve`'s embedded one, or `dockyard worker`). With
     concurrency 0 it runs no job but still does the node's part: schedules, reclaiming dead
@@ -166,7 +207,7 @@ def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
 
     settings = services.settings
     wired = JobServices(settings=settings, gc=services.gc, manifests=services.manifests, uploads=services.uploads,
-                        sessions=services.sessions, images=services.images)
+                        sessions=services.sessions, images=services.images, scans=services.scans)
     # Facts (size, platform) of manifests pushed before migration 0003: once per installation.
     once = Schedule(IMAGE_BACKFILL, IMAGE_BACKFILL, 10 * 365 * 86400, unique_key=IMAGE_BACKFILL)
     return Worker(
@@ -177,7 +218,9 @@ def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
         # Every node flushes its own pull counts and dispatches whatever events are pending
         # (meta/events.py: nodes take different batches), and purges old ones now and then.
         ticks=[("activity flush", 1.0, services.activity.flush), ("events", 0.5, services.events.dispatch_all),
-               ("events purge", 3600.0, lambda: services.events.purge(settings.jobs.retention_seconds))],
+               ("events purge", 3600.0, lambda: services.events.purge(settings.jobs.retention_seconds)),
+               # A new advisory database (`dockyard vulndb import|update`): re-evaluate stored images.
+               ("advisory database", 5.0, lambda: reevaluate_if_changed(services))],
         listen_url=services.db.listen_url())
 
 
@@ -190,6 +233,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
         uploads=services.uploads,
         manifests=services.manifests,
         activity=services.activity,
+        pull_guard=services.pull_guard if settings.scan.enabled else None,
     )
     token = TokenEndpoint(services.auth, settings.auth.service)
 
@@ -227,7 +271,8 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
     jobs_service = JobsService(services.jobs, services.audit, gc_kind=GC)
     if settings.console.enabled:
         console = console_routes(settings, services.auth, services.sessions, services.management, services.images,
-                                 jobs_service)
+                                 jobs_service, services.scan_reports,
+                                 lambda: vulndb_report(settings, services.scan_store))
     else:
         console = [Route("/", index)]
     web = Starlette(
@@ -235,7 +280,8 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
             *console,
             Route("/healthz", health),
             Route("/auth/token", token.handle, methods=["GET", "POST"]),
-            Mount("/api/v1", routes=ManagementAPI(services.management, services.auth, jobs_service).routes()),
+            Mount("/api/v1", routes=ManagementAPI(services.management, services.auth, jobs_service, ScanEndpoints(
+                services.scan_reports, lambda: vulndb_report(settings, services.scan_store))).routes()),
         ],
         lifespan=lifespan,
     )

@@ -465,6 +465,10 @@ from dockyard.cli_manage import register  # noqa: E402  (the commands that drive
 
 register(main)
 
+from dockyard.scan.vulndb.cli import vulndb  # noqa: E402
+
+main.add_command(vulndb)
+
 
 if __name__ == "__main__":
     main()

@@ -160,6 +160,20 @@ class JobSettings(_Section):
     retention_seconds: int = Field(7 * 86400, ge=60, description="How long finished jobs stay listed.")
 
 
+class ScanSettings(_Section):
+    enabled: bool = Field(True, description="Scan images (on push when a namespace asks for it, on demand, and "
+                          "again when the advisory database changes).")
+    db_path: Path | None = Field(None, description="The advisory database file that `dockyard vulndb import|update` "
+                                 "writes and scans read. Default: DATA_DIR/vulndb/advisories.sqlite.")
+    max_layer_bytes: int = Field(8 << 30, ge=1 << 20, description="A layer that expands past this many bytes ends its "
+                                 "scan `failed` (a tar or zip bomb).")
+    max_file_bytes: int = Field(64 << 20, ge=1 << 16, description="Largest single file (package database, binary, "
+                                "archive) read from a layer; bigger ones are skipped and listed in the scan's notes.")
+    sbom: bool = Field(True, description="Push CycloneDX and SPDX SBOMs as referrers of each scanned image.")
+    feeds: dict[str, str] = Field(default_factory=dict, description="`dockyard vulndb update`: source name → URL of "
+                                  "an archive (.tar.gz or .zip) of that feed; empty: the public feeds listed in the README.")
+
+
 class LimitSettings(_Section):
     manifest_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest manifest accepted.")
     page_size_max: int = Field(10000, ge=1, description="Largest `n` for tags/list and _catalog.")
@@ -208,6 +222,7 @@ class Settings(BaseSettings):
     gc: GcSettings = GcSettings()
     jobs: JobSettings = JobSettings()
     limits: LimitSettings = LimitSettings()
+    scan: ScanSettings = ScanSettings()
     console: ConsoleSettings = ConsoleSettings()
     regions: list[RegionSettings] = Field(
         default_factory=list, description="Registry addresses shown in the console, one entry per region, each with "
@@ -226,6 +241,10 @@ class Settings(BaseSettings):
     @property
     def upload_root(self) -> Path:
         return (self.data_dir / "uploads").resolve()
+
+    @property
+    def vulndb_path(self) -> Path:
+        return (self.scan.db_path or self.data_dir / "vulndb" / "advisories.sqlite").resolve()
 
     @property
     def key_path(self) -> Path:

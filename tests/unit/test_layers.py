@@ -12,12 +12,13 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "dockyard"
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "storage": {"core"},
+    "scan": {"core", "config"},  # the scanner: inventories, the advisory database, matching, SBOMs (no registry state)
     "meta": {"core"},
     "auth": {"core", "meta"},
-    "registry": {"core", "meta", "storage", "config"},
-    "management": {"core", "meta", "auth", "registry", "config"},
-    "api": {"core", "meta", "auth", "registry", "management", "config", "storage"},
-    "web": {"core", "meta", "auth", "management", "config", "api"},  # the console: services, never the HTTP API
+    "registry": {"core", "meta", "storage", "config", "scan"},
+    "management": {"core", "meta", "auth", "registry", "config", "scan"},
+    "api": {"core", "meta", "auth", "registry", "management", "config", "storage", "scan"},
+    "web": {"core", "meta", "auth", "management", "config", "api", "scan"},  # the console: services, never the HTTP API
     "jobs": {"core", "meta", "registry", "management", "config"},  # the worker and the handlers over the services
 }
 NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management", "jobs"}  # only api (and app/cli) know HTTP

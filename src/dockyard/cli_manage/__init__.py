@@ -13,17 +13,18 @@ The reference with examples is docs/cli.md.
     credentials.py   credential, robot
     audit.py         audit, whoami, user create-remote
     jobs.py          jobs list|show|cancel
+    scans.py         scan (an image's vulnerabilities; exit codes for CI)
 """
 
 from __future__ import annotations
 
 import click
 
-from dockyard.cli_manage import audit, credentials, jobs, namespaces, repositories
+from dockyard.cli_manage import audit, credentials, jobs, namespaces, repositories, scans
 
 COMMANDS: tuple[click.Command, ...] = (namespaces.namespace, namespaces.member, repositories.repo,
                                        credentials.credential, credentials.robot, audit.audit, audit.whoami,
-                                       jobs.jobs)
+                                       jobs.jobs, scans.scan)
 
 
 def register(main: click.Group) -> None:

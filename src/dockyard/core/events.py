@@ -22,9 +22,10 @@ MANIFEST_DELETED = "manifest.deleted"  # detail: digest, tags (the tags that wen
 BLOB_DELETED = "blob.deleted"  # unlinked from the repository; detail: digest
 REPOSITORY_CREATED = "repository.created"  # by a push, a mount or the management API
 REPOSITORY_DELETED = "repository.deleted"  # with its tags and manifests (blobs go to GC)
+SCAN_FINISHED = "scan.finished"  # detail: digest, status, summary, error (repository: the one it was queued for)
 
 KINDS = (MANIFEST_PUSHED, TAG_MOVED, TAG_DELETED, MANIFEST_DELETED, BLOB_DELETED, REPOSITORY_CREATED,
-         REPOSITORY_DELETED)
+         REPOSITORY_DELETED, SCAN_FINISHED)
 
 # The audit log's action for each event kind (None: not an audit record of its own: a tag
 # moved by a push is part of the push's record). Actions keep the names the audit log has
@@ -37,6 +38,7 @@ AUDIT_ACTIONS: dict[str, str | None] = {
     BLOB_DELETED: "blob.delete",
     REPOSITORY_CREATED: "repository.create",
     REPOSITORY_DELETED: "repository.delete",
+    SCAN_FINISHED: None,
 }
 
 

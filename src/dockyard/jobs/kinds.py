@@ -6,6 +6,8 @@
 | `uploads.purge`   | abandoned upload sessions and stray staged data             | every `uploads.purge_interval_seconds` |
 | `sessions.purge`  | expired console sessions                                    | hourly                        |
 | `images.backfill` | size and platforms of manifests pushed before migration 0003 | once, at start-up            |
+| `scan.image`      | scan one image manifest (an index: queue its platforms)      | on push (namespace setting), `POST …/scan` |
+| `scan.reevaluate` | match every stored inventory against a new advisory database | when the database file changes (worker tick) |
 
 GC takes the "gc" lease (meta/leases.py) around its run as a mutex, held by the job, so that two
 GC jobs never sweep at once while a retry of the same job (its worker died) takes over at once;
@@ -18,17 +20,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.config import Settings
-from dockyard.jobs.worker import JobContext, Kind, Schedule
+from dockyard.jobs.worker import JobCancelled, JobContext, Kind, Schedule, WorkerStopping
 from dockyard.management.images import ImagesService
+from dockyard.meta.scans import SCAN_IMAGE
 from dockyard.meta.sessions import SessionStore
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
+from dockyard.registry.scans import ScanService
 from dockyard.registry.uploads import UploadService
 
 GC = "gc"
 UPLOAD_PURGE = "uploads.purge"
 SESSION_PURGE = "sessions.purge"
 IMAGE_BACKFILL = "images.backfill"
+SCAN_REEVALUATE = "scan.reevaluate"
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class JobServices:
     uploads: UploadService
     sessions: SessionStore
     images: ImagesService
+    scans: ScanService
 
 
 def job_kinds(services: JobServices) -> list[Kind]:
@@ -75,7 +81,30 @@ def job_kinds(services: JobServices) -> list[Kind]:
     def backfill(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
         return {"updated": services.images.backfill_all()}
 
+    def scan(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        digest, repository = str(args["digest"]), args.get("repository")
+        try:
+            return services.scans.scan(digest, repository, ctx.check)
+        except JobCancelled:
+            services.scans.abandon(digest, repository, "the scan was cancelled")
+            raise
+        except WorkerStopping:
+            raise  # handed back: another worker scans it
+        except Exception as exc:
+            if ctx.job.attempts >= ctx.job.max_attempts:
+                services.scans.abandon(digest, repository, f"the scan failed: {exc}")
+            raise
+
+    def reevaluate(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        def progress(done: int) -> None:
+            ctx.check()
+            ctx.progress(done)
+
+        return services.scans.reevaluate(ctx.check, progress)
+
     return [
+        Kind(SCAN_IMAGE, scan, backoff_seconds=10),
+        Kind(SCAN_REEVALUATE, reevaluate, backoff_seconds=10),
         Kind(GC, gc, backoff_seconds=60),
         Kind(UPLOAD_PURGE, purge_uploads, backoff_seconds=30),
         Kind(SESSION_PURGE, purge_sessions, backoff_seconds=30),

@@ -324,3 +324,54 @@ events = Table(
     Column("dispatched_at", DateTime(timezone=True), nullable=True),
     Index("ix_events_pending", "dispatched_at", "id"),
 )
+
+# Scans (registry/scans.py): one row per image manifest digest, shared by every repository that
+# holds it (content is content). `inventory` (what the layers hold) is kept so that a new advisory
+# database re-evaluates the image without reading a layer again; `findings` is the last
+# evaluation. Both are zlib-compressed JSON. The row goes with the manifest's blob row (GC).
+scans = Table(
+    "scans",
+    metadata,
+    Column("digest", DIGEST, ForeignKey("blobs.digest", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(16), nullable=False),  # queued | running | done | failed | unsupported
+    Column("error", Text, nullable=True),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("scanned_at", DateTime(timezone=True), nullable=True),  # when the layers were last read
+    Column("evaluated_at", DateTime(timezone=True), nullable=True),  # when findings were last computed
+    Column("os_id", String(64), nullable=True),
+    Column("os_version", String(64), nullable=True),
+    Column("inventory", LargeBinary, nullable=True),
+    Column("findings", LargeBinary, nullable=True),
+    Column("summary", Text, nullable=True),  # JSON {"critical": n, …} before any allowlist
+    Column("db_id", String(64), nullable=True),  # the advisory database the findings came from
+    Column("db_updated_at", DateTime(timezone=True), nullable=True),
+    Column("notes", Text, nullable=True),  # JSON list of strings
+    Index("ix_scans_status", "status"),
+)
+
+# Per namespace scanning settings and pull policy; no row = the defaults (scan on push, block nothing).
+scan_policies = Table(
+    "scan_policies",
+    metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("scan_on_push", Boolean, nullable=False, default=True),
+    Column("block_severity", String(16), nullable=True),  # critical | high | medium | low; NULL: none
+    Column("block_unscanned", Boolean, nullable=False, default=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Vulnerabilities accepted (not counted by policies and summaries), system-wide (namespace_id
+# NULL) or for one namespace, until `expires_at`.
+scan_allowlist = Table(
+    "scan_allowlist",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=True),
+    Column("vulnerability", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_by", String(160), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_scan_allowlist_namespace", "namespace_id", "vulnerability"),
+)

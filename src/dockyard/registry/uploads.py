@@ -316,6 +316,25 @@ class UploadService:
             raise
         return received
 
+    def put_bytes(self, repository: str, data: bytes, origin: Origin = SYSTEM) -> str:
+        """Store a small blob the server made itself (an SBOM); returns its sha256 digest."""
+        digest = str(Digest.of(data))
+        if self.content.blob_size_in(repository, digest) is not None:
+            return digest
+        writer = self.blobs.new_blob("sha256", digest, len(data))
+        try:
+            writer.write([data])
+            staged = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            self._commit(repository, staged, digest, len(data), None, None, origin)
+        except BaseException:
+            staged.discard()
+            raise
+        return digest
+
     # -- housekeeping -----------------------------------------------------------------------------
     def purge(self, older_than_seconds: int, orphan_after_seconds: int = 600) -> int:
         """Remove sessions idle for longer than the limit, and staged data that no session owns

@@ -16,7 +16,7 @@ Writing is in two steps so a blob is never visible before its digest is checked:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 # A session's staging state as the store defines it (JSON-serialisable; None for a fresh session).
 SessionState = dict[str, Any] | None
@@ -106,6 +106,10 @@ class BlobStore(Protocol):
 
     def redirect_url(self, digest: str) -> str | None:
         """A URL clients can fetch the blob from directly (a presigned S3 URL), or None."""
+
+    def open_stream(self, digest: str) -> BinaryIO:
+        """The whole blob as a file object read sequentially in a worker thread (the scanner);
+        the caller closes it. Raises FileNotFoundError."""
 
     # -- deleting and listing (garbage collection) ------------------------------------------------
     def delete_many(self, digests: Iterable[str]) -> None:

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import DigestInvalid
@@ -403,6 +403,12 @@ class CachedStore:
 
     def redirect_url(self, digest: str) -> str | None:
         return self.store.redirect_url(digest)
+
+    def open_stream(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.cache.path(digest), "rb")
+        except FileNotFoundError:
+            return self.store.open_stream(digest)
 
     def delete_many(self, digests: Iterable[str]) -> None:
         digests = list(digests)

@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dockyard.core.errors import BlobTooLarge
 from dockyard.storage.base import SessionState
@@ -205,6 +205,9 @@ class FsBlobStore:
 
     def redirect_url(self, digest: str) -> str | None:
         return None
+
+    def open_stream(self, digest: str) -> BinaryIO:
+        return open(blob_path(self.root, digest), "rb")
 
     # -- deleting and listing ---------------------------------------------------------------------
     def delete_many(self, digests: Iterable[str]) -> None:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -501,6 +501,15 @@ class S3BlobStore:
                 raise FileNotFoundError(digest) from None
             raise
         return S3Reader(body, length)
+
+    def open_stream(self, digest: str) -> BinaryIO:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.blob_key(digest))["Body"]
+        except ClientError as exc:
+            if _not_found(exc):
+                raise FileNotFoundError(digest) from None
+            raise
+        return body  # type: ignore[no-any-return]  (botocore's StreamingBody: read(n), close())
 
     def open_for_cache(self, digest: str, length: int, fill: Callable[[str, int], Any]) -> S3Reader:
         """The first `length` bytes, copied by `fill(digest, size)`'s sink as they are read

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -11,6 +13,7 @@ from dockyard.auth.service import AuthService
 from dockyard.config import Settings
 from dockyard.management.images import ImagesService
 from dockyard.management.jobs import JobsService
+from dockyard.management.scans import ScansService
 from dockyard.management.service import ManagementService
 from dockyard.meta.sessions import SessionStore
 from dockyard.web.framework import Console
@@ -19,17 +22,20 @@ from dockyard.web.views.auth import AuthViews
 from dockyard.web.views.jobs import JobViews
 from dockyard.web.views.namespaces import NamespaceViews
 from dockyard.web.views.repositories import RepositoryViews
+from dockyard.web.views.security import SecurityViews
 from dockyard.web.views.users import UserViews
 
 STATIC = Path(__file__).parent / "static"
 
 
 def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore, management: ManagementService,
-                   images: ImagesService, jobs: JobsService) -> list[BaseRoute]:
+                   images: ImagesService, jobs: JobsService, scans: ScansService,
+                   vulndb_status: Callable[[], dict[str, Any]]) -> list[BaseRoute]:
     c = Console(settings, auth, sessions)
     a = AuthViews(c)
-    ns = NamespaceViews(c, management)
-    repos = RepositoryViews(c, management, images)
+    sec = SecurityViews(c, scans, vulndb_status)
+    ns = NamespaceViews(c, management, sec)
+    repos = RepositoryViews(c, management, images, sec)
     acct = AccountViews(c, management)
     users = UserViews(c, management)
     job_views = JobViews(c, jobs)
@@ -55,6 +61,9 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
             Route("/namespaces/{name}/robots/{robot}/disable", r(ns.toggle_robot), methods=post),
             Route("/namespaces/{name}/robots/{robot}/edit", r(ns.edit_robot), methods=post),
             Route("/namespaces/{name}/robots/{robot}/delete", r(ns.delete_robot), methods=post),
+            Route("/namespaces/{name}/security", r(sec.set_policy), methods=post),
+            Route("/namespaces/{name}/allowlist", r(sec.allow), methods=post),
+            Route("/namespaces/{name}/allowlist/{id}/remove", r(sec.disallow), methods=post),
             Route("/repositories", r(repos.index), methods=get),
             Route("/repositories", r(repos.create), methods=post),
             Route("/repo/{path:path}", r(repos.dispatch), methods=["GET", "POST"]),
@@ -69,6 +78,9 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
             Route("/jobs", r(job_views.index), methods=get),
             Route("/jobs/gc", r(job_views.gc), methods=post),
             Route("/jobs/{id}/cancel", r(job_views.cancel), methods=post),
+            Route("/security", r(sec.admin), methods=get),
+            Route("/security/allowlist", r(sec.admin_allow), methods=post),
+            Route("/security/allowlist/{id}/remove", r(sec.admin_disallow), methods=post),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         ]),
     ]

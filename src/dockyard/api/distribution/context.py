@@ -9,6 +9,7 @@ from dockyard.config import Settings
 from dockyard.registry.activity import Activity
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.manifests import ManifestService
+from dockyard.registry.scans import PullGuard
 from dockyard.registry.uploads import UploadService
 
 
@@ -20,3 +21,4 @@ class RegistryContext:
     uploads: UploadService
     manifests: ManifestService
     activity: Activity
+    pull_guard: PullGuard | None = None

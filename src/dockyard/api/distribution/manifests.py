@@ -31,6 +31,12 @@ def manifest_response(method: str, digest: str, media_type: str, content: bytes)
 async def get_manifest(ctx: RegistryContext, request: Request, caller: Caller, name: str, reference: str) -> Response:
     ctx.gate.require(request, caller, "repository", name, ("pull",))
     manifest = await run_sync(ctx.manifests.get, name, reference)
+    guard = ctx.pull_guard
+    if request.method == "GET" and guard is not None:  # the namespace's scan policy (registry/scans.py)
+        if guard.stale:
+            await run_sync(guard.refresh)
+        if guard.needs_check(name):
+            await run_sync(guard.check, name, manifest.digest, manifest.content, manifest.media_type)
     if request.method == "GET" and not is_digest(reference):
         ctx.activity.pulled(name, reference)
     # Go clients send one Accept header per media type: read them all.

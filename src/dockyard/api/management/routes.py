@@ -20,6 +20,7 @@ from dockyard.api.bodies import BodyTooLarge, media_type, read_limited
 from dockyard.api.management import schemas as s
 from dockyard.api.management.docs import render_docs
 from dockyard.api.management.openapi import Endpoint, build_openapi
+from dockyard.api.management.scans import ScanEndpoints
 from dockyard.api.credentials import basic_credentials, client_address
 from dockyard.api.threads import run_sync
 from dockyard.auth.policy import Principal
@@ -67,10 +68,12 @@ class Call:
 
 
 class ManagementAPI:
-    def __init__(self, service: ManagementService, auth: AuthService, jobs: JobsService | None = None) -> None:
+    def __init__(self, service: ManagementService, auth: AuthService, jobs: JobsService | None = None,
+                 scans: ScanEndpoints | None = None) -> None:
         self.service = service
         self.auth = auth
         self.jobs = jobs
+        self.scans = scans
         # Shared with /auth/token and /v2: failed guesses anywhere count against the same account.
         self.endpoints = self._table()
         self._openapi: dict[str, Any] | None = None  # built when first asked for (~0.1 s of pydantic)
@@ -448,6 +451,7 @@ class ManagementAPI:
             # before /repositories/{name:path}, which would swallow the /tags suffix
             E("GET", "/repositories/{name:path}/tags", self.list_tags, "List a repository's tags", "repositories",
               query=s.PageQuery, response=s.TagList, params=repo),
+            *(self.scans.repository_endpoints() if self.scans else []),
             E("GET", "/repositories/{name:path}", self.get_repository, "Get a repository", "repositories",
               response=s.RepositoryOut, params=repo),
             E("PATCH", "/repositories/{name:path}", self.update_repository, "Change a repository", "repositories",
@@ -462,4 +466,5 @@ class ManagementAPI:
               params=(("id", "Job id."),)),
             E("POST", "/gc", self.request_gc, "Start a garbage collection", "jobs", body=s.GcRequest,
               response=s.GcQueued, status=202),
+            *(self.scans.other_endpoints() if self.scans else []),
         ]

@@ -11,7 +11,7 @@ from dockyard.meta.jobs import STATES
 from dockyard.web.framework import Console, Ctx, url
 
 PAGE = 50
-KINDS = ("gc", "uploads.purge", "sessions.purge", "images.backfill")
+KINDS = ("gc", "uploads.purge", "sessions.purge", "images.backfill", "scan.image", "scan.reevaluate")
 
 
 class JobViews:

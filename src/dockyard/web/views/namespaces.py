@@ -1,4 +1,5 @@
-"""Namespaces: list, create, edit, delete; members and their roles; robot accounts."""
+"""Namespaces: list, create, edit, delete; members and their roles; robot accounts; the scan policy
+and allowlist (their forms are SecurityViews')."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dockyard.management.errors import Forbidden, Invalid
 from dockyard.management.service import ManagementService
 from dockyard.meta.db import utcnow
 from dockyard.web.framework import Console, Ctx, url
+from dockyard.web.views.security import SecurityViews
 
 
 def _checked(ctx: Ctx, name: str) -> bool:
@@ -29,9 +31,10 @@ def _ttl_days(ctx: Ctx, name: str) -> int | None:
 
 
 class NamespaceViews:
-    def __init__(self, console: Console, management: ManagementService) -> None:
+    def __init__(self, console: Console, management: ManagementService, security: SecurityViews) -> None:
         self.c = console
         self.m = management
+        self.security = security
 
     def index(self, ctx: Ctx) -> Response:
         page = self.m.list_namespaces(ctx.actor, ctx.arg("after") or None, 100)
@@ -54,7 +57,8 @@ class NamespaceViews:
         robots = self.m.list_robots(ctx.actor, name) if owner and not ctx.actor.read_only else []
         repos = self.m.list_repositories(ctx.actor, name, None, None, 100)
         return self.c.render(ctx, "namespace.html", ns=info.namespace, role=info.role, owner=owner, members=members,
-                             robots=robots, repositories=repos, roles=ROLES, actions=ALL_REPOSITORY_ACTIONS, **extra)
+                             robots=robots, repositories=repos, roles=ROLES, actions=ALL_REPOSITORY_ACTIONS,
+                             **self.security.namespace_values(ctx, name), **extra)
 
     def show(self, ctx: Ctx) -> Response:
         return self._page(ctx, ctx.request.path_params["name"])

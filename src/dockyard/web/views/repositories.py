@@ -12,17 +12,20 @@ from dockyard.management.images import ImagesService
 from dockyard.management.service import ManagementService
 from dockyard.web.addresses import addresses, commands, pick
 from dockyard.web.framework import Console, Ctx, repo_url, url
+from dockyard.web.views.security import SecurityViews
 from dockyard.web.views.versions import VersionViews
 
 PAGE = 50
 
 
 class RepositoryViews:
-    def __init__(self, console: Console, management: ManagementService, images: ImagesService) -> None:
+    def __init__(self, console: Console, management: ManagementService, images: ImagesService,
+                 security: SecurityViews) -> None:
         self.c = console
         self.m = management
         self.images = images
-        self.versions = VersionViews(console, images)
+        self.security = security
+        self.versions = VersionViews(console, images, security)
 
     def index(self, ctx: Ctx) -> Response:
         namespace = ctx.arg("namespace") or None
@@ -61,6 +64,8 @@ class RepositoryViews:
             return self.versions.index(ctx, name)
         if len(parts) == 2 and parts[0] == "versions" and not post:
             return self.versions.show(ctx, name, parts[1])
+        if len(parts) >= 3 and parts[0] == "versions":
+            return self._security(ctx, name, parts[1], parts[2:], post)
         if len(parts) == 3 and parts[0] == "tags" and parts[2] == "delete" and post:
             return self.versions.delete(ctx, name, parts[1])
         if parts == ["settings"] and not post:
@@ -69,6 +74,24 @@ class RepositoryViews:
             return self.update(ctx, name)
         if parts == ["delete"] and post:
             return self.delete(ctx, name)
+        return self._not_found(ctx)
+
+    def _security(self, ctx: Ctx, name: str, reference: str, rest: list[str], post: bool) -> Response:
+        """/versions/REF/security[.json|.csv|/scan] and /versions/REF/sbom.{cdx,spdx}.json."""
+        sec = self.security
+        if rest == ["security", "scan"] and post:
+            return sec.scan(ctx, name, reference)
+        if post or len(rest) != 1:
+            return self._not_found(ctx)
+        page = rest[0]
+        if page == "security":
+            return sec.show(ctx, name, reference)
+        if page == "security.json":
+            return sec.export_json(ctx, name, reference)
+        if page == "security.csv":
+            return sec.export_csv(ctx, name, reference)
+        if page in ("sbom.cdx.json", "sbom.spdx.json"):
+            return sec.sbom(ctx, name, reference, "cyclonedx" if page == "sbom.cdx.json" else "spdx")
         return self._not_found(ctx)
 
     def _not_found(self, ctx: Ctx) -> Response:
