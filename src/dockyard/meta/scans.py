@@ -66,6 +66,16 @@ def _scan(row: Any, heavy: bool = False) -> ScanRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Evaluated:
+    """A re-evaluation's result; `findings` None when they did not change."""
+
+    digest: str
+    scanned_at: datetime | None
+    findings: bytes | None
+    summary: dict[str, int] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     scan_on_push: bool = True
     block_severity: str | None = None  # critical | high | medium | low
@@ -146,15 +156,21 @@ class ScanStore:
                                                    {"digest": digest, "status": status, "summary": summary,
                                                     "error": error})])
 
-    def evaluated(self, digest: str, findings: bytes, summary: dict[str, int], db_id: str,
-                  db_updated_at: datetime | None, expected_scanned_at: datetime | None) -> bool:
-        """Store a re-evaluation unless the image was scanned again meanwhile."""
+    def evaluated_many(self, results: Iterable[Evaluated], db_id: str, db_updated_at: datetime | None) -> int:
+        """Store re-evaluations in one transaction, each unless its image was scanned again
+        meanwhile; returns how many were stored."""
+        stored = 0
+        now = utcnow()
         with self.db.write() as conn:
-            query = update(scans).where(scans.c.digest == digest, scans.c.inventory.is_not(None))
-            if expected_scanned_at is not None:
-                query = query.where(scans.c.scanned_at == expected_scanned_at)
-            return bool(conn.execute(query.values(findings=findings, summary=json.dumps(summary), db_id=db_id,
-                                                  db_updated_at=db_updated_at, evaluated_at=utcnow())).rowcount)
+            for r in results:
+                query = update(scans).where(scans.c.digest == r.digest, scans.c.inventory.is_not(None))
+                if r.scanned_at is not None:
+                    query = query.where(scans.c.scanned_at == r.scanned_at)
+                values: dict[str, Any] = {"db_id": db_id, "db_updated_at": db_updated_at, "evaluated_at": now}
+                if r.findings is not None:
+                    values.update(findings=r.findings, summary=json.dumps(r.summary))
+                stored += conn.execute(query.values(**values)).rowcount
+        return stored
 
     # -- reading -------------------------------------------------------------------------------------
     def get(self, digest: str, heavy: bool = False) -> ScanRow | None:

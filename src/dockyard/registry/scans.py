@@ -30,11 +30,21 @@ from dockyard.core.image import has_image_config, layers_with_history
 from dockyard.core.manifest import ParsedManifest, parse_manifest
 from dockyard.meta.content import ContentStore
 from dockyard.meta.events import EventStore
-from dockyard.meta.scans import Allowed, Policy, ScanRow, ScanStore
+from dockyard.meta.scans import Allowed, Evaluated, Policy, ScanRow, ScanStore
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.uploads import UploadService
 from dockyard.scan import sbom
-from dockyard.scan.codec import decode_findings, decode_inventory, encode_findings, encode_inventory, finding_key
+from dockyard.scan.codec import (
+    decode_findings,
+    decode_inventory,
+    decode_rows,
+    encode_findings,
+    encode_inventory,
+    encode_rows,
+    finding_key,
+    finding_row,
+    row_key,
+)
 from dockyard.scan.inventory import LayerSource, Limits, ScanFailed, Unsupported, build_inventory
 from dockyard.scan.matcher import AdvisoryIndex
 from dockyard.scan.model import SEVERITIES, Finding, severity_rank
@@ -196,6 +206,10 @@ class ScanService:
     # -- the advisory database changed ---------------------------------------------------------------
     def reevaluate(self, check: Callable[[], None] = lambda: None,
                    progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+        """Match every stored inventory evaluated against another advisory database, in batches
+        of one transaction each. Findings the previous evaluation did not have are flagged new
+        (flags from before stay until the image is scanned again); an image whose findings did
+        not change only has its database stamp moved on."""
         index = self.index()
         done = changed = 0
         after = ""
@@ -204,20 +218,22 @@ class ScanService:
             batch = self.store.stale(index.db_id, after)
             if not batch:
                 break
+            results: list[Evaluated] = []
             for digest, scanned_at, inventory_data, findings_data in batch:
                 after = digest
                 inventory = decode_inventory(inventory_data)
                 if inventory is None:
                     continue
                 findings = index.match(inventory.os, inventory.packages)
-                new = self._new_keys(findings, findings_data) or set()
-                # Flags of findings still new from an evaluation not yet seen are kept.
-                before = decode_findings(findings_data) or []
-                new |= {finding_key(f) for f, was_new in before if was_new} & {finding_key(f) for f in findings}
-                if self.store.evaluated(digest, encode_findings(findings, new), summarize(findings), index.db_id,
-                                        index.updated_at, scanned_at):
-                    done += 1
-                    changed += bool(new)
+                before = decode_rows(findings_data)
+                known = {row_key(r): bool(r[-1]) for r in before} if before is not None else None
+                rows = [finding_row(f, known is not None and known.get(finding_key(f), True)) for f in findings]
+                if rows == before:
+                    results.append(Evaluated(digest, scanned_at, None, None))
+                    continue
+                changed += any(known is not None and finding_key(f) not in known for f in findings)
+                results.append(Evaluated(digest, scanned_at, encode_rows(rows), summarize(findings)))
+            done += self.store.evaluated_many(results, index.db_id, index.updated_at)
             progress(done)
         return {"evaluated": done, "with_new_findings": changed, "db_id": index.db_id}
 
