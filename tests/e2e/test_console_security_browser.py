@@ -3,7 +3,7 @@
 Security card, push an image, write its scan result straight into the server's database (no
 scanner, no advisory database needed), then read the Vulnerabilities column of the versions
 list, open the version's Security tab, filter it (htmx), open its packages, and see it in
-Simplified Chinese too. Screenshots go to test-artifacts/console/ (30-… to 37-security-*.png).
+Simplified Chinese too. Screenshots go to test-artifacts/console/ (30-… to 39-security-*.png).
 
 Run: .venv/bin/python -m pytest tests/e2e/test_console_security_browser.py
 """
@@ -240,5 +240,16 @@ def _flow(page: Any, watch: PageWatch, srv: ServerProcess, registry: Registry) -
     expect(done).to_contain_text("已扫描", timeout=EXPECT_TIMEOUT_MS)
     expect(done).to_contain_text("1", timeout=EXPECT_TIMEOUT_MS)
     shot("37-security-admin-zh")
+
+    # A phone-sized screen: the page does not scroll sideways (wide tables scroll in their box).
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path, name in ((f"/console/repo/{REPO}/-/versions/{TAG}/security", "38-security-tab-narrow-zh"),
+                       (f"/console/namespaces/{NAMESPACE}", "39-security-namespace-narrow-zh")):
+        page.goto(path)
+        expect(page.locator("main h1")).to_be_visible(timeout=EXPECT_TIMEOUT_MS)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 391, f"{path} scrolls sideways at 390 px: {width}px wide"
+        screenshot(page, name)
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_test_id("lang-switch").click()
     expect(page.locator("html")).to_have_attribute("lang", "en", timeout=EXPECT_TIMEOUT_MS)

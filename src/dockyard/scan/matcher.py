@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dockyard.scan import model
 from dockyard.scan.model import Finding, OsInfo, Package
@@ -118,8 +119,8 @@ class AdvisoryIndex:
     """The advisory database in memory. Thread-safe for `match` (the memo is a plain dict whose
     worst race is computing an entry twice)."""
 
-    _cache: dict[str, tuple[tuple[int, int, int], AdvisoryIndex]] = {}
-    _cache_lock = threading.Lock()
+    _cache: ClassVar[dict[str, tuple[tuple[int, int, int], AdvisoryIndex]]] = {}
+    _cache_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, db_path: Path | None = None, db_id: str = "", updated_at: datetime | None = None) -> None:
         self.db_path = db_path
@@ -179,7 +180,7 @@ class AdvisoryIndex:
 
     # matching ---------------------------------------------------------------------------------
 
-    def match(self, os: OsInfo | None, packages: Sequence[Package]) -> list[Finding]:  # noqa: A002 (the brief's name)
+    def match(self, os: OsInfo | None, packages: Sequence[Package]) -> list[Finding]:
         """The findings of `packages` installed on `os` (None: no OS packages can match)."""
         findings: list[Finding] = []
         for pkg in packages:
@@ -252,11 +253,13 @@ class AdvisoryIndex:
                             vector = vector or row[1]
                 finally:
                     conn.close()
-            except Exception:  # the file was replaced or removed meanwhile: show what is in memory
-                pass
+            except sqlite3.Error:  # the file was replaced or removed meanwhile: show what is in memory
+                description = vector = None
         ratings = [s.severity for s in own if s.severity]
-        scores = [s.cvss_score for s in own if s.cvss_score] or ([self._cve_cvss[ident]] if ident in self._cve_cvss else [])
-        severity = min(ratings, key=model.severity_rank) if ratings else (r.severity_of_score(max(scores)) if scores else None)
+        scores = [s.cvss_score for s in own if s.cvss_score]
+        if not scores and ident in self._cve_cvss:
+            scores = [self._cve_cvss[ident]]
+        severity = min(ratings, key=model.severity_rank) if ratings else r.severity_of_score(max(scores, default=None))
         return AdvisoryDetails(
             id=ident, aliases=tuple(aliases), title=next((s.title for s in own if s.title), None),
             description=description, url=next((s.url for s in own if s.url), None) or f"https://osv.dev/vulnerability/{ident}",

@@ -55,8 +55,7 @@ _CLASSES: dict[str, Any] = {
 def _clean(scheme: str, text: str) -> str:
     text = text.strip()
     if scheme == GO:
-        if text.startswith("go"):  # the toolchain as `go version` spells it: go1.21.3
-            text = text[2:]
+        text = text.removeprefix("go")  # the toolchain as `go version` spells it: go1.21.3
         text = text.removeprefix("v").removesuffix("+incompatible")
         if re.fullmatch(r"\d+\.\d+", text):  # go1.21 is the first release of 1.21, i.e. 1.21.0
             text += ".0"
@@ -80,7 +79,7 @@ def parse(scheme: str, text: str) -> Any | None:
         if scheme == APK and not AlpineLinuxVersion.is_valid(cleaned):
             return None
         return cls(cleaned)
-    except Exception:  # univers raises InvalidVersion, ValueError, TypeError… depending on the scheme
+    except Exception:  # noqa: BLE001  univers raises InvalidVersion, ValueError, TypeError… per scheme
         return None
 
 
@@ -102,7 +101,7 @@ def compare(scheme: str, a: str, b: str) -> int | None:
     else:
         try:
             result = -1 if va < vb else (1 if va > vb else 0)
-        except Exception:
+        except Exception:  # noqa: BLE001  a comparison univers cannot make is "cannot tell"
             result = None
     if len(_compared) >= _COMPARED_MAX:  # bounded: a long-running server sees ever new versions
         _compared.clear()
@@ -122,9 +121,7 @@ def lowest(scheme: str, versions: list[str]) -> str | None:
             best = v
             continue
         c = compare(scheme, v, best)
-        if c is not None and c < 0:
-            best = v
-        elif c is None and parse(scheme, best) is None:
+        if (c is not None and c < 0) or (c is None and parse(scheme, best) is None):
             best = v
     return best
 
@@ -136,7 +133,7 @@ def lowest(scheme: str, versions: list[str]) -> str | None:
 def _npm_range(spec: str) -> Any | None:
     try:
         return NpmVersionRange.from_native(spec.strip())
-    except Exception:
+    except Exception:  # noqa: BLE001  any spec univers cannot read is "cannot tell"
         return None
 
 
@@ -148,7 +145,7 @@ def in_npm_range(spec: str, version: str) -> bool | None:
         return None
     try:
         return bool(v in rng)
-    except Exception:
+    except Exception:  # noqa: BLE001  as above
         return None
 
 

@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.scan.vulndb.feeds import DEFAULT_FEEDS, FeedResult, update
 from dockyard.scan.vulndb.layout import SourceRead, read_tree
 from dockyard.scan.vulndb.store import DbStatus, SourceStatus, status, write_sources
-from dockyard.scan.vulndb.feeds import DEFAULT_FEEDS, FeedResult, update
 
 __all__ = ["DEFAULT_FEEDS", "DbStatus", "FeedResult", "ImportReport", "SourceRead", "SourceStatus",
            "import_paths", "status", "update"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dockyard.scan.vulndb.records import ALPINE, NOT_AFFECTED, WOLFI, Advisory, Affected, Range, normalise_name
+from dockyard.scan.vulndb.records import ALPINE, NOT_AFFECTED, WOLFI, Advisory, Affected, fixed_in, normalise_name
 
 _ID = re.compile(r"\b(CVE-\d{4}-\d{4,}|GHSA(?:-[0-9a-z]{4}){3}|[A-Z][A-Z0-9]*-\d[0-9A-Za-z.:-]*)")
 
@@ -55,7 +55,7 @@ def _secfixes(eco: str, release: str, name: str, secfixes: Any, out: dict[str, A
         if fixed in ("0", "0.0", "None"):
             entry = Affected(eco, package, release, status=NOT_AFFECTED)
         else:
-            entry = Affected(eco, package, release, ranges=(Range("ECOSYSTEM", (("introduced", "0"), ("fixed", fixed))),))
+            entry = Affected(eco, package, release, ranges=fixed_in(fixed))
         for item in ids:
             for ident in _ID.findall(str(item))[:1]:  # "CVE-2019-1234 (comment)" or "CVE-… CVE-…"
                 advisory = out.get(ident)

@@ -26,14 +26,16 @@ from dockyard.scan.vulndb.records import (
     VENDOR,
     Advisory,
     Affected,
-    Range,
     best_cvss,
+    fixed_in,
     normalise_name,
     rating,
 )
 
 _STREAM = re.compile(r"^cpe:/[ao]:redhat:enterprise_linux:(\d+)(?:[:.]|$)")
-_NEVRA = re.compile(r"^(?P<name>.+?)-(?:(?P<epoch>\d+):)?(?P<version>[^-:]+)-(?P<release>[^-:]+?)(?:\.(?P<arch>noarch|src|x86_64|i686|aarch64|ppc64le|s390x|ppc64|s390))?$")
+_ARCHES = "noarch|src|x86_64|i686|aarch64|ppc64le|s390x|ppc64|s390"
+_NEVRA = re.compile(rf"^(?P<name>.+?)-(?:(?P<epoch>\d+):)?(?P<version>[^-:]+)-(?P<release>[^-:]+?)"
+                    rf"(?:\.(?:{_ARCHES}))?$")
 
 
 def looks_like(doc: Any) -> bool:
@@ -101,7 +103,8 @@ def parse(doc: dict[str, Any]) -> list[Advisory]:
             continue
         impact = next((t.get("details") for t in vuln.get("threats") or () if t.get("category") == "impact"), None)
         severity = rating(str(impact or "")) or aggregate
-        vector, score = best_cvss([str((s.get("cvss_v3") or {}).get("vectorString") or "") for s in vuln.get("scores") or ()])
+        vectors = [str((s.get("cvss_v3") or {}).get("vectorString") or "") for s in vuln.get("scores") or ()]
+        vector, score = best_cvss(vectors)
         advisory = Advisory(
             id=str(cve), related=(doc_id,) if doc_id and doc_id != cve else (),
             title=vuln.get("title") or document.get("title"), url=f"https://access.redhat.com/security/cve/{cve}",
@@ -120,7 +123,7 @@ def parse(doc: dict[str, Any]) -> list[Advisory]:
                 if kind is None:
                     if not evr:
                         continue
-                    entry = Affected(RHEL, name, release, ranges=(Range("ECOSYSTEM", (("introduced", "0"), ("fixed", evr))),))
+                    entry = Affected(RHEL, name, release, ranges=fixed_in(evr))
                 else:
                     entry = Affected(RHEL, name, release, status=kind)
                 if entry not in seen:

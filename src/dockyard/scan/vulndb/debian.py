@@ -41,7 +41,7 @@ from dockyard.scan.vulndb.records import (
     WILL_NOT_FIX,
     Advisory,
     Affected,
-    Range,
+    fixed_in,
     normalise_name,
     rating,
 )
@@ -51,8 +51,10 @@ _STATUS = {
     "ignored": WILL_NOT_FIX, "end-of-life": WILL_NOT_FIX, "postponed": FIX_DEFERRED, "removed": NOT_AFFECTED,
 }
 _SKIP_RELEASES = {"experimental", "itp"}
-_HEADER = re.compile(r"^(?:\[(?P<date>\d{1,2} \w{3} \d{4})\]\s+)?(?P<id>(?:CVE|DSA|DLA|DTSA|TEMP)-[\w-]+)\s*(?P<rest>.*)$")
-_LINE = re.compile(r"^\s+(?:\[(?P<release>[\w-]+)\]\s+)?-\s+(?P<package>[\w.+-]+)(?:\s+(?P<what><[\w-]+>|\S+))?(?:\s+\((?P<notes>.*)\))?\s*$")
+_HEADER = re.compile(r"^(?:\[(?P<date>\d{1,2} \w{3} \d{4})\]\s+)?"  # [03 Oct 2023]
+                     r"(?P<id>(?:CVE|DSA|DLA|DTSA|TEMP)-[\w-]+)\s*(?P<rest>.*)$")
+_LINE = re.compile(r"^\s+(?:\[(?P<release>[\w-]+)\]\s+)?-\s+(?P<package>[\w.+-]+)"  # [bookworm] - glibc
+                   r"(?:\s+(?P<what><[\w-]+>|\S+))?(?:\s+\((?P<notes>.*)\))?\s*$")  # 2.36-9+deb12u3 (bug #1)
 _URL = "https://security-tracker.debian.org/tracker/{}"
 
 
@@ -80,8 +82,7 @@ def _entry(package: str, release: str | None, what: str, severity: str | None, b
         return Affected(DEBIAN, name, release, status=status, severity=severity, tier=tier)
     if what == "0":
         return Affected(DEBIAN, name, release, status=NOT_AFFECTED, tier=tier)
-    return Affected(DEBIAN, name, release, ranges=(Range("ECOSYSTEM", (("introduced", "0"), ("fixed", what))),),
-                    severity=severity, tier=tier)
+    return Affected(DEBIAN, name, release, ranges=fixed_in(what), severity=severity, tier=tier)
 
 
 def _title(ident: str, rest: str) -> str | None:
@@ -200,8 +201,7 @@ def _tracker_entry(package: str, release: str, state: dict[str, Any]) -> Affecte
     if status == "resolved":
         if not fixed or fixed == "0":
             return Affected(DEBIAN, package, release, status=NOT_AFFECTED)
-        return Affected(DEBIAN, package, release, ranges=(Range("ECOSYSTEM", (("introduced", "0"), ("fixed", fixed))),),
-                        severity=severity)
+        return Affected(DEBIAN, package, release, ranges=fixed_in(fixed), severity=severity)
     if status == "open" and urgency == "end-of-life":
         return Affected(DEBIAN, package, release, status=WILL_NOT_FIX)
     if status == "open" and "nodsa" in state:

@@ -1,8 +1,8 @@
 """`dockyard vulndb update`: download each feed, unpack it safely, import it.
 
 A feed is a name and a URL (settings `scan.feeds`, else `DEFAULT_FEEDS`). The URL serves an
-archive (.zip, .tar.gz, .tar) or a single advisory file (Alpine's secdb JSON, Debian's tracker
-JSON). Each download goes to a temporary directory, is unpacked under `<tmp>/<feed name>/`
+archive (.zip, .tar, .tar.gz, .tar.zst) or a single advisory file, possibly gzip'd (Alpine's
+secdb JSON, Debian's tracker JSON). Each download goes to a temporary directory, is unpacked under `<tmp>/<feed name>/`
 and read with the same layout detection as `vulndb import`; every source found in it is named
 after the feed ("osv:osv-pypi"). All feeds that downloaded are then written in one atomic
 replacement of the database (store.write_sources); a feed that fails is reported and leaves its
@@ -15,6 +15,7 @@ capped (`MAX_UNPACKED_BYTES`, `MAX_MEMBERS`), as is the download (`MAX_DOWNLOAD_
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import tarfile
 import tempfile
@@ -104,48 +105,84 @@ def _copy(src: IO[bytes], dst: Path, budget: list[int]) -> None:
             out.write(chunk)
 
 
+def _unzip(archive: Path, into: Path, budget: list[int]) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise UnsafeArchive("too many members")
+        for info in members:
+            mode = info.external_attr >> 16
+            if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
+                raise UnsafeArchive(f"{info.filename!r} is not a plain file")
+            target = _safe_target(into, info.filename)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            with zf.open(info) as src:
+                _copy(src, target, budget)
+
+
+def _untar(archive: Path, into: Path, budget: list[int]) -> None:
+    with tarfile.open(archive, "r:*") as tf:
+        for count, member in enumerate(tf):
+            if count >= MAX_MEMBERS:
+                raise UnsafeArchive("too many members")
+            if member.type in (tarfile.XGLTYPE, tarfile.XHDTYPE):
+                continue
+            if not (member.isfile() or member.isdir()):
+                raise UnsafeArchive(f"{member.name!r} is not a plain file")
+            target = _safe_target(into, member.name)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            src = tf.extractfile(member)
+            if src is not None:
+                with src:
+                    _copy(src, target, budget)
+
+
+def _decompressed(archive: Path, magic: bytes, budget: list[int]) -> Path | None:
+    """A gzip'd or zstd'd file that is not a tar (Red Hat's `.tar.zst`, a `.json.gz`),
+    decompressed next to it; None for anything else."""
+    is_zstd = magic.startswith(b"\x28\xb5\x2f\xfd")
+    if not is_zstd and not (magic.startswith(b"\x1f\x8b") and not tarfile.is_tarfile(archive)):
+        return None
+    stem = archive.name.rsplit(".", 1)[0] if "." in archive.name else archive.name + ".out"
+    target = archive.with_name(stem)
+    with archive.open("rb") as raw:
+        if is_zstd:
+            import zstandard  # a dependency already (layers); imported where needed
+
+            with zstandard.ZstdDecompressor().stream_reader(raw) as src:
+                _copy(src, target, budget)
+        else:
+            with gzip.GzipFile(fileobj=raw) as src:
+                _copy(src, target, budget)
+    archive.unlink()
+    return target
+
+
 def unpack(archive: Path, into: Path) -> None:
-    """Unpack a .zip or .tar(.gz) archive under `into`, refusing anything unsafe; any other file
-    is moved there as it is."""
+    """Unpack a .zip, .tar, .tar.gz or .tar.zst archive under `into`, refusing anything unsafe;
+    any other file (a secdb or tracker JSON, compressed or not) is put there as it is."""
     into.mkdir(parents=True, exist_ok=True)
     budget = [MAX_UNPACKED_BYTES]
-    with archive.open("rb") as fh:
-        magic = fh.read(4)
-    if magic.startswith(b"PK"):
-        with zipfile.ZipFile(archive) as zf:
-            members = zf.infolist()
-            if len(members) > MAX_MEMBERS:
-                raise UnsafeArchive("too many members")
-            for info in members:
-                mode = info.external_attr >> 16
-                if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
-                    raise UnsafeArchive(f"{info.filename!r} is not a plain file")
-                target = _safe_target(into, info.filename)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                with zf.open(info) as src:
-                    _copy(src, target, budget)
-        return
-    if magic.startswith(b"\x1f\x8b") or tarfile.is_tarfile(archive):
-        with tarfile.open(archive, "r:*") as tf:
-            for count, member in enumerate(tf):
-                if count >= MAX_MEMBERS:
-                    raise UnsafeArchive("too many members")
-                if not (member.isfile() or member.isdir()) and member.type != tarfile.XGLTYPE:
-                    raise UnsafeArchive(f"{member.name!r} is not a plain file")
-                if member.type in (tarfile.XGLTYPE, tarfile.XHDTYPE):
-                    continue
-                target = _safe_target(into, member.name)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                src = tf.extractfile(member)
-                if src is not None:
-                    with src:
-                        _copy(src, target, budget)
-        return
-    shutil.move(str(archive), into / archive.name)
+    while True:
+        with archive.open("rb") as fh:
+            magic = fh.read(4)
+        plain = _decompressed(archive, magic, budget)
+        if plain is None:
+            break
+        archive = plain
+    if magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        _unzip(archive, into, budget)
+    elif tarfile.is_tarfile(archive):
+        _untar(archive, into, budget)
+    else:
+        name = archive.name
+        if "." not in name and magic[:1] in (b"{", b"["):  # .../tracker/data/json
+            name += ".json"
+        shutil.move(str(archive), into / name)
 
 
 def fetch(feeds: Mapping[str, str], workdir: Path, client: httpx.Client) -> list[FeedResult]:
@@ -162,13 +199,16 @@ def fetch(feeds: Mapping[str, str], workdir: Path, client: httpx.Client) -> list
             tree = read_tree([tree_dir], name=name)
             for source in tree.sources.values():
                 source.path = url
-            results.append(FeedResult(name, url, True, None, tuple(tree.sources.values()), time.perf_counter() - started))
+            sources = tuple(tree.sources.values())
+            results.append(FeedResult(name, url, True, None, sources, time.perf_counter() - started))
         except (httpx.HTTPError, OSError, ValueError, zipfile.BadZipFile, tarfile.TarError) as exc:
-            results.append(FeedResult(name, url, False, f"{type(exc).__name__}: {exc}", (), time.perf_counter() - started))
+            error = f"{type(exc).__name__}: {exc}"
+            results.append(FeedResult(name, url, False, error, (), time.perf_counter() - started))
     return results
 
 
-def update(db_path: Path, feeds: Mapping[str, str] | None = None, client: httpx.Client | None = None) -> list[FeedResult]:
+def update(db_path: Path, feeds: Mapping[str, str] | None = None,
+           client: httpx.Client | None = None) -> list[FeedResult]:
     """Fetch every feed (DEFAULT_FEEDS when `feeds` is empty) and write what was read into the
     database at `db_path`, atomically. Returns one result per feed."""
     feeds = dict(feeds or DEFAULT_FEEDS)
@@ -176,7 +216,9 @@ def update(db_path: Path, feeds: Mapping[str, str] | None = None, client: httpx.
     client = client or httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60.0, connect=15.0),
                                     headers={"User-Agent": "dockyard-vulndb"})
     try:
-        with tempfile.TemporaryDirectory(prefix="dockyard-vulndb-", dir=Path(db_path).parent if Path(db_path).parent.exists() else None) as tmp:
+        # Next to the database when its directory exists: the same filesystem, usually the roomiest.
+        parent = Path(db_path).parent
+        with tempfile.TemporaryDirectory(prefix="dockyard-vulndb-", dir=parent if parent.exists() else None) as tmp:
             results = fetch(feeds, Path(tmp), client)
             sources = [s for res in results for s in res.sources]
             if sources:

@@ -98,7 +98,7 @@ class TreeRead:
 
 def _load_yaml(path: Path) -> Any:
     with path.open("rb") as fh:
-        return yaml.load(fh, Loader=_LOADER)  # noqa: S506 (CSafeLoader / SafeLoader)
+        return yaml.load(fh, Loader=_LOADER)
 
 
 def _load_json(path: Path) -> Any:

@@ -171,7 +171,7 @@ def merge_hits(hits: list[Hit], ecosystem: str, installed: str, scheme: str, cve
         keys = set().union(*(k for k, _, _ in members))
         named = Counter(k for keys_, _, _ in members for k in keys_ if k.startswith("CVE-"))
         if named:
-            ident = sorted(named, key=lambda c: (-named[c], c))[0]
+            ident = min(named, key=lambda c: (-named[c], c))
         else:
             ident = min(keys, key=id_rank)
         shown = {i for _, extra, _ in members for i in extra}

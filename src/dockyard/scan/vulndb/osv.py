@@ -55,7 +55,8 @@ UBUNTU_CODENAMES = {"14.04": "trusty", "16.04": "xenial", "18.04": "bionic", "20
                     "24.04": "noble", "24.10": "oracular", "25.04": "plucky", "25.10": "questing"}
 DEBIAN_CODENAMES = {"7": "wheezy", "8": "jessie", "9": "stretch", "10": "buster", "11": "bullseye",
                     "12": "bookworm", "13": "trixie", "14": "forky", "15": "duke"}
-BUNDLE_PREFIXES = ("ALSA-", "ALBA-", "ALEA-", "RLSA-", "RLBA-", "RHSA-", "RHBA-", "DSA-", "DLA-", "DTSA-", "USN-", "ELSA-")
+BUNDLE_PREFIXES = ("ALSA-", "ALBA-", "ALEA-", "RLSA-", "RLBA-", "RHSA-", "RHBA-", "DSA-", "DLA-", "DTSA-", "USN-",
+                   "ELSA-")
 NON_SECURITY_PREFIXES = ("ALBA-", "ALEA-", "RLBA-", "RLEA-", "RHBA-", "RHEA-")  # bug-fix and enhancement errata
 _EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 
@@ -92,9 +93,9 @@ def _url(doc: dict[str, Any]) -> str | None:
     if ident.startswith("GHSA-"):
         return f"https://github.com/advisories/{ident}"
     for ref in doc.get("references") or ():
-        if isinstance(ref, dict) and ref.get("type") == "ADVISORY" and ref.get("url"):
-            if ident in str(ref["url"]) or ident.startswith(("ALSA-", "ALBA-", "RLSA-")):
-                return str(ref["url"])
+        if (isinstance(ref, dict) and ref.get("type") == "ADVISORY" and ref.get("url")
+                and (ident in str(ref["url"]) or ident.startswith(("ALSA-", "RLSA-")))):
+            return str(ref["url"])
     return f"https://osv.dev/vulnerability/{ident}"
 
 
@@ -119,7 +120,7 @@ def parse(doc: Any) -> Advisory | None:
     """The Advisory of one OSV document; None for a withdrawn one or a non-security erratum.
     Raises ValueError when the document is not OSV."""
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str) or not isinstance(doc.get("affected"), list):
-        raise ValueError("not an OSV record")
+        raise ValueError("not an OSV record")  # noqa: TRY004  callers treat every unreadable file alike
     ident = doc["id"]
     if doc.get("withdrawn") or ident.startswith(NON_SECURITY_PREFIXES):
         return None

@@ -66,6 +66,11 @@ class Range:
     events: tuple[tuple[str, str], ...]  # (("introduced", "0"), ("fixed", "2.31.0"), …) in order
 
 
+def fixed_in(version: str) -> tuple[Range, ...]:
+    """A distro's "fixed in `version`": affected from the first version up to it."""
+    return (Range("ECOSYSTEM", (("introduced", "0"), ("fixed", version))),)
+
+
 @dataclass(frozen=True, slots=True)
 class Affected:
     ecosystem: str
@@ -215,7 +220,7 @@ def cvss_score(vector: str | None) -> float | None:
             from cvss import CVSS4
 
             return float(CVSS4(vector).base_score)
-    except Exception:  # cvss raises its own CVSSError subclasses, and ValueError on odd input
+    except Exception:  # noqa: BLE001  cvss raises its own CVSSError subclasses, and others on odd input
         return None
     return None
 

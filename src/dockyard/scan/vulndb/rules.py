@@ -92,8 +92,8 @@ def _canonical(versions: tuple[str, ...]) -> frozenset[str]:
     for item in versions:
         try:
             out.add(canonicalize_version(item))
-        except Exception:
-            pass
+        except Exception:  # noqa: BLE001, S112  a version packaging cannot read is matched as written
+            continue
     return frozenset(out)
 
 
@@ -103,7 +103,7 @@ def _listed(entry: Affected, version: str) -> bool:
     if entry.ecosystem == PYPI:
         try:
             return canonicalize_version(version) in _canonical(entry.versions)
-        except Exception:
+        except Exception:  # noqa: BLE001  as above
             return False
     return False
 

@@ -16,7 +16,7 @@ import tomllib
 
 from dockyard.scan.vulndb.records import CARGO, Advisory, Affected, cvss_score, iso, normalise_name
 
-_FRONT = re.compile(r"^\s*```toml\s*\n(?P<toml>.*?)\n```\s*\n?(?P<body>.*)$", re.S)
+_FRONT = re.compile(r"^\s*```toml\s*\n(?P<toml>.*?)\n```\s*\n?(?P<body>.*)$", re.DOTALL)
 
 
 class Skipped(Exception):
@@ -37,7 +37,7 @@ def parse(text: str) -> Advisory:
         raise Skipped(f"informational ({info['informational']})")
     versions = meta.get("versions") or {}
     body = m.group("body").strip()
-    heading = re.search(r"^#\s+(.+)$", body, re.M)
+    heading = re.search(r"^#\s+(.+)$", body, re.MULTILINE)
     vector = str(info["cvss"]) if info.get("cvss") else None
     date = iso(info.get("date"))
     return Advisory(

@@ -24,8 +24,8 @@ from dockyard.scan.vulndb.records import (
     WILL_NOT_FIX,
     Advisory,
     Affected,
-    Range,
     best_cvss,
+    fixed_in,
     normalise_name,
     rating,
 )
@@ -33,7 +33,8 @@ from dockyard.scan.vulndb.records import (
 _STATUS = {"needed": AFFECTED, "needs-triage": AFFECTED, "pending": AFFECTED, "deferred": FIX_DEFERRED,
            "ignored": WILL_NOT_FIX, "not-affected": NOT_AFFECTED, "DNE": NOT_AFFECTED}
 _PSEUDO = {"upstream", "devel", "snap", "product", "esm"}
-_PACKAGE_LINE = re.compile(r"^(?P<release>[a-z]+)_(?P<package>[\w.+-]+):\s*(?P<status>[\w-]+)(?:\s+\((?P<note>[^)]*)\))?")
+_PACKAGE_LINE = re.compile(r"^(?P<release>[a-z]+)_(?P<package>[\w.+-]+):\s*"  # bionic_openssl:
+                           r"(?P<status>[\w-]+)(?:\s+\((?P<note>[^)]*)\))?")  # released (1.1.0g-2ubuntu4.3)
 
 
 def looks_like(text: str) -> bool:
@@ -81,8 +82,7 @@ def parse(text: str) -> Advisory | None:
         if status == "released":
             if not note or " " in note:
                 continue
-            entry = Affected(UBUNTU, package, m.group("release"),
-                             ranges=(Range("ECOSYSTEM", (("introduced", "0"), ("fixed", note))),), severity=severity)
+            entry = Affected(UBUNTU, package, m.group("release"), ranges=fixed_in(note), severity=severity)
         elif status in _STATUS:
             entry = Affected(UBUNTU, package, m.group("release"), status=_STATUS[status], severity=severity)
         else:

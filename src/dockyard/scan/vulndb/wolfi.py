@@ -24,7 +24,7 @@ from dockyard.scan.vulndb.records import (
     WOLFI,
     Advisory,
     Affected,
-    Range,
+    fixed_in,
     iso,
     normalise_name,
 )
@@ -44,7 +44,7 @@ def _entry(package: str, events: list[Any]) -> Affected | None:
         version = str((last.get("data") or {}).get("fixed-version") or "")
         if not version:
             return None
-        return Affected(WOLFI, package, ranges=(Range("ECOSYSTEM", (("introduced", "0"), ("fixed", version))),))
+        return Affected(WOLFI, package, ranges=fixed_in(version))
     if kind == "false-positive-determination":
         return Affected(WOLFI, package, status=NOT_AFFECTED)
     if kind == "fix-not-planned":
@@ -63,7 +63,8 @@ def parse(doc: dict[str, Any]) -> list[Advisory]:
         entry = _entry(package, list(item.get("events") or ()))
         if entry is None:
             continue
-        timestamps = sorted(filter(None, (iso(e.get("timestamp")) for e in item.get("events") or () if isinstance(e, dict))))
+        events = [e for e in item.get("events") or () if isinstance(e, dict)]
+        timestamps = sorted(filter(None, (iso(e.get("timestamp")) for e in events)))
         out.append(Advisory(
             id=str(item["id"]), aliases=tuple(str(a) for a in item.get("aliases") or ()),
             published=timestamps[0] if timestamps else None, modified=timestamps[-1] if timestamps else None,

@@ -65,6 +65,7 @@ def test_wolfi_latest_event_decides() -> None:
     assert false_positives
     statuses = {a.affected[0].status for a in wolfi.parse(load("wolfi-advisories-apache2/busybox.advisories.yaml"))}
     assert AFFECTED in statuses  # pending-upstream-fix, detection
-    go = {alias: a for a in wolfi.parse(load("wolfi-advisories-apache2/go-1.21.advisories.yaml")) for alias in a.aliases}
+    go_doc = load("wolfi-advisories-apache2/go-1.21.advisories.yaml")
+    go = {alias: a for a in wolfi.parse(go_doc) for alias in a.aliases}
     assert go["CVE-2024-34158"].affected[0].status == WILL_NOT_FIX
     assert go["CVE-2023-39325"].affected[0].status == FIXED

@@ -27,17 +27,21 @@ def _rhsa() -> dict[str, Any]:
              "product": {"name": "Red Hat Enterprise Linux AppStream (v. 9)", "product_id": "AppStream-9.2.0.Z.MAIN",
                          "product_identification_helper": {"cpe": "cpe:/a:redhat:enterprise_linux:9::appstream"}}}
     eus = {"category": "product_name", "name": "RHEL EUS", "product": {
-        "name": "RHEL EUS", "product_id": "EUS-9.0", "product_identification_helper": {"cpe": "cpe:/a:redhat:rhel_eus:9.0::appstream"}}}
+        "name": "RHEL EUS", "product_id": "EUS-9.0",
+        "product_identification_helper": {"cpe": "cpe:/a:redhat:rhel_eus:9.0::appstream"}}}
     libs = {"category": "product_version", "name": "openssl-libs-1:3.0.7-16.el9_2.x86_64", "product": {
         "name": "openssl-libs-1:3.0.7-16.el9_2.x86_64", "product_id": "openssl-libs-1:3.0.7-16.el9_2.x86_64",
         "product_identification_helper": {"purl": "pkg:rpm/redhat/openssl-libs@3.0.7-16.el9_2?arch=x86_64&epoch=1"}}}
     src = {"category": "product_version", "name": "openssl-1:3.0.7-16.el9_2.src", "product": {
         "name": "openssl-1:3.0.7-16.el9_2.src", "product_id": "openssl-1:3.0.7-16.el9_2.src"}}
-    perl = {"category": "product_version", "name": "openssl-perl", "product": {"name": "openssl-perl", "product_id": "openssl-perl"}}
+    perl = {"category": "product_version", "name": "openssl-perl",
+            "product": {"name": "openssl-perl", "product_id": "openssl-perl"}}
 
     def rel(product: str, component: str) -> dict[str, Any]:
-        return {"category": "default_component_of", "product_reference": component, "relates_to_product_reference": product,
-                "full_product_name": {"name": f"{component} as a component of {product}", "product_id": f"{product}:{component}"}}
+        return {"category": "default_component_of", "product_reference": component,
+                "relates_to_product_reference": product,
+                "full_product_name": {"name": f"{component} as a component of {product}",
+                                      "product_id": f"{product}:{component}"}}
 
     return {
         "document": {"csaf_version": "2.0", "category": "csaf_security_advisory", "title": "openssl security update",

@@ -104,3 +104,27 @@ def test_unsafe_feed_fails_alone(served: tuple[Path, str], tmp_path: Path) -> No
     assert [r.ok for r in results] == [False, True]
     assert "unsafe member path" in (results[0].error or "")
     assert not list(tmp_path.rglob("escaped.json"))
+
+
+def test_single_files_and_compressed_archives(served: tuple[Path, str], tmp_path: Path) -> None:
+    import gzip
+
+    import zstandard
+
+    root, base = served
+    (root / "tracker" / "data").mkdir(parents=True)
+    tracker = {"openssl": {"CVE-2024-4741": {"releases": {
+        "bookworm": {"status": "resolved", "fixed_version": "3.0.14-1~deb12u1", "urgency": "not yet assigned"}}}}}
+    (root / "tracker" / "data" / "json").write_text(json.dumps(tracker))  # no suffix, as Debian serves it
+    (root / "main.json.gz").write_bytes(gzip.compress((VULNDATA / "alpine-vuln-list-3.20/alpine/3.20/main/busybox.json")
+                                                      .read_bytes()))
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as tf:
+        tf.add(VULNDATA / "redhat-csaf/vex/2024/cve-2024-3094.json", "2024/cve-2024-3094.json")
+    (root / "csaf_vex.tar.zst").write_bytes(zstandard.ZstdCompressor().compress(tar.getvalue()))
+    db = tmp_path / "db.sqlite"
+    results = update(db, {"debian": f"{base}/tracker/data/json", "alpine": f"{base}/main.json.gz",
+                          "redhat-vex": f"{base}/csaf_vex.tar.zst"})
+    assert [r.error for r in results] == [None, None, None]
+    records = {s.name: s.records for s in status(db).sources}
+    assert records == {"debian:debian": 1, "alpine:alpine": 21, "csaf:redhat-vex": 1}

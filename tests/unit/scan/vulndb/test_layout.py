@@ -78,5 +78,6 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 def test_source_root_markers() -> None:
-    file = VULNDATA / "osv-ghsa-npm-maven/advisories/github-reviewed/2022/03/GHSA-xvch-5gv4-984h/GHSA-xvch-5gv4-984h.json"
+    ghsa = VULNDATA / "osv-ghsa-npm-maven/advisories/github-reviewed/2022/03/GHSA-xvch-5gv4-984h"
+    file = ghsa / "GHSA-xvch-5gv4-984h.json"
     assert source_root("osv", file, file) == VULNDATA / "osv-ghsa-npm-maven"

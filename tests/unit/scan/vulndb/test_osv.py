@@ -8,6 +8,8 @@ from dockyard.scan.vulndb import osv
 from dockyard.scan.vulndb.records import GHSA, VENDOR, Range
 from tests.unit.scan.vulndb.vendored import load
 
+GHSA_DIR = "osv-ghsa-npm-maven/advisories/github-reviewed/"
+
 
 def test_pypa_yaml() -> None:
     adv = osv.parse(load("osv-pypi/vulns/requests/PYSEC-2023-74.yaml"))
@@ -35,7 +37,7 @@ def test_withdrawn_is_dropped() -> None:
 
 
 def test_ghsa_severity_cvss_and_unsupported_ecosystems() -> None:
-    adv = osv.parse(load("osv-ghsa-npm-maven/advisories/github-reviewed/2024/09/GHSA-735f-pc8j-v9w8/GHSA-735f-pc8j-v9w8.json"))
+    adv = osv.parse(load(GHSA_DIR + "2024/09/GHSA-735f-pc8j-v9w8/GHSA-735f-pc8j-v9w8.json"))
     assert adv is not None
     assert (adv.severity, adv.severity_kind) == ("high", GHSA)
     assert adv.cvss_vector is not None and adv.cvss_vector.startswith("CVSS:3.")  # v3 preferred over v4
@@ -43,7 +45,8 @@ def test_ghsa_severity_cvss_and_unsupported_ecosystems() -> None:
     assert adv.url == "https://github.com/advisories/GHSA-735f-pc8j-v9w8"
     assert {e.ecosystem for e in adv.affected} == {"maven"}  # RubyGems left out
     assert "com.google.protobuf:protobuf-java" in {e.package for e in adv.affected}
-    moderate = osv.parse(load("osv-ghsa-pypi/advisories/github-reviewed/2023/05/GHSA-j8r2-6x86-q33q/GHSA-j8r2-6x86-q33q.json"))
+    moderate = osv.parse(load("osv-ghsa-pypi/advisories/github-reviewed/2023/05/GHSA-j8r2-6x86-q33q/"
+                              "GHSA-j8r2-6x86-q33q.json"))
     assert moderate is not None and moderate.severity == "medium"
 
 

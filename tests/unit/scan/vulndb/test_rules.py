@@ -69,7 +69,8 @@ def test_explicit_versions() -> None:
     assert evaluate(entry, "0.12.1") == Verdict(AFFECTED)  # PEP 440: 0.12.01 == 0.12.1
     assert evaluate(entry, "1.0.0") == Verdict(AFFECTED)
     assert evaluate(entry, "1.1") is None
-    with_fix = Affected(PYPI, "p", ranges=(Range("ECOSYSTEM", (("introduced", "5"), ("fixed", "2.0"))),), versions=("1.0",))
+    with_fix = Affected(PYPI, "p", ranges=(Range("ECOSYSTEM", (("introduced", "5"), ("fixed", "2.0"))),),
+                        versions=("1.0",))
     assert evaluate(with_fix, "1.0") == Verdict(FIXED, "2.0")
 
 

@@ -59,7 +59,8 @@ def test_reimport_replaces_the_source(tmp_path: Path) -> None:
     assert _count(db, "osv:osv-pypi") == 2  # the three requests records are gone, not duplicated or kept
     assert _count(db, "osv:osv-go") == 4  # other sources untouched
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM affected WHERE source='osv:osv-pypi' AND package='requests'").fetchone()[0] == 0
+        query = "SELECT count(*) FROM affected WHERE source='osv:osv-pypi' AND package='requests'"
+        assert conn.execute(query).fetchone()[0] == 0
 
 
 def test_a_reader_keeps_reading_the_old_file(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dockyard.scan.vulndb import ubuntu
-from dockyard.scan.vulndb.records import AFFECTED, NOT_AFFECTED, VENDOR, WILL_NOT_FIX, Range
+from dockyard.scan.vulndb.records import AFFECTED, NOT_AFFECTED, VENDOR, WILL_NOT_FIX, fixed_in
 from tests.unit.scan.vulndb.vendored import load
 
 
@@ -18,7 +18,7 @@ def test_released_dne_and_pseudo_releases() -> None:
     assert (adv.severity, adv.severity_kind) == ("low", VENDOR)
     assert adv.cvss_vector == "CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:N" and adv.cvss_score == 5.9
     entries = {(e.release, e.package): e for e in adv.affected}
-    assert entries[("bionic", "openssl")].ranges == (Range("ECOSYSTEM", (("introduced", "0"), ("fixed", "1.1.0g-2ubuntu4.3"))),)
+    assert entries[("bionic", "openssl")].ranges == fixed_in("1.1.0g-2ubuntu4.3")
     assert entries[("bionic", "openssl1.0")].ranges[0].events[1] == ("fixed", "1.0.2n-1ubuntu5.2")
     assert entries[("bionic", "openssl098")].status == NOT_AFFECTED  # DNE
     assert entries[("trusty", "openssl098")].status == WILL_NOT_FIX
