@@ -135,6 +135,8 @@ def _scenario(server: ServerProcess, tmp_path: Path) -> None:
         out = dockyard("scan", "sec/app:1.0", "--url", server.url, "--user", server.user, "--json", env=cli_env)
         assert json.loads(out.stdout)["digest"] == digest
 
+        _console(server, digest)
+
         # Policy: block ≥ high.
         r = api.put("/namespaces/sec/scan-policy", json={"block_severity": "high"})
         assert r.status_code == 200, r.text
@@ -162,3 +164,33 @@ def _with_token(server: ServerProcess, path: str, repo: str) -> httpx.Response:
     token = httpx.get(params["realm"], params={"service": params["service"], "scope": f"repository:{repo}:pull"},
                       auth=(server.user, server.password), timeout=10).json()["token"]
     return httpx.get(server.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _console(server: ServerProcess, digest: str) -> None:
+    """The finding in the console's Security tab, in a real browser (Debian's chromium)."""
+    from tests.e2e.browser import chromium_browser, chromium_missing_reason, new_context, path_of, running_in_ci, screenshot
+
+    if chromium_missing_reason() and not running_in_ci():
+        return  # the browser suites skip the same way outside CI
+    from playwright.sync_api import expect
+
+    with chromium_browser() as browser:
+        context = new_context(browser, server.url)
+        try:
+            page = context.new_page()
+            page.goto("/console/login")
+            page.locator("input[name=username]").fill(server.user)
+            page.locator("input[name=password]").fill(server.password)
+            page.get_by_test_id("login-submit").click()
+            page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))
+            page.goto(f"/console/repo/sec/app/-/versions/1.0/security")
+            row = page.locator("[data-testid=finding-row][data-id=CVE-2023-43804]")
+            expect(row).to_have_count(1, timeout=15_000)
+            expect(row).to_contain_text("urllib3")
+            expect(row).to_contain_text("1.26.17")
+            expect(row).to_contain_text("RUN pip install urllib3==1.26.5")
+            ssh = page.locator("[data-testid=finding-row][data-id=CVE-2024-6387]")
+            expect(ssh).to_contain_text("1:9.2p1-2+deb12u3")
+            screenshot(page, "40-security-after-a-real-scan")
+        finally:
+            context.close()
