@@ -8,9 +8,11 @@
     │   ├── sha256/ab/abcdef…            one file per blob, named by its digest (manifests pushed
     │   ├── sha512/01/0123…              since migration 0005 live in the database instead)
     │   └── .staging/                    manifests being written by versions before 0005 (purged)
-    └── uploads/                         staging area for upload sessions
-        └── <session uuid>               bytes received so far; moved into blobs/ only after the
-                                         digest checks out (fsync, then rename)
+    ├── uploads/                         staging area for upload sessions
+    │   └── <session uuid>               bytes received so far; moved into blobs/ only after the
+    │                                    digest checks out (fsync, then rename)
+    └── vulndb/advisories.sqlite         the advisory database scans read (scan.db_path overrides);
+                                         `dockyard vulndb import|update` replace it whole (rename)
 
 With `storage.driver: s3` blobs and upload sessions live in the bucket instead (storage/s3.py).
 
