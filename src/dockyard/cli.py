@@ -465,7 +465,7 @@ from dockyard.cli_manage import register  # noqa: E402  (the commands that drive
 
 register(main)
 
-from dockyard.scan.vulndb.cli import vulndb  # noqa: E402
+from dockyard.cli_vulndb import vulndb  # noqa: E402
 
 main.add_command(vulndb)
 

@@ -19,7 +19,9 @@ Anything else (READMEs, licences, manifests) is skipped and counted as unknown.
 
 A source is its kind plus the name of its root directory ("osv:osv-pypi"): the directory above
 the format's own layout directories (`vulns/`, `data/`, `advisories/`, `tracker/`, `crates/`,
-`v3.11/`…), else the first directory under the path given, else the file's own directory.
+`v3.11/`…); else, for a file inside a directory under the path given, that directory; else the
+path given (a file directly in it, or the file's own directory when a single file is given).
+Wolfi's advisories repository keeps its files at its top: its root is the files' directory.
 Importing part of a source therefore replaces that source with the part.
 """
 

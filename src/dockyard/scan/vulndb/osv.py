@@ -126,8 +126,12 @@ def parse(doc: Any) -> Advisory | None:
         return None
     aliases = [str(a) for a in doc.get("aliases") or () if a and a != ident]
     bundle = ident.startswith(BUNDLE_PREFIXES)
-    if bundle:  # errata list the CVEs they fix under `related`
-        aliases += [str(r) for r in doc.get("related") or () if CVE_RE.match(str(r)) and r not in aliases]
+    upstream = [str(u) for u in doc.get("upstream") or ()]
+    if bundle:  # errata list the CVEs they fix under `related` (USNs under `upstream`)
+        named = [str(r) for r in doc.get("related") or ()] + upstream
+        aliases += [r for r in named if CVE_RE.match(r) and r not in aliases]
+    else:  # UBUNTU-CVE-2024-1234 is the distro's record of CVE-2024-1234 itself
+        aliases += [u for u in upstream if CVE_RE.match(u) and ident.endswith(u) and u not in aliases]
     summary = str(doc.get("summary") or "").strip()
     details = str(doc.get("details") or "").strip()
     severity, kind = None, None

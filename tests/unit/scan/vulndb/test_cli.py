@@ -1,4 +1,4 @@
-"""`dockyard vulndb import|update|status` (scan/vulndb/cli.py), in-process through CliRunner."""
+"""`dockyard vulndb import|update|status` (cli_vulndb.py), in-process through CliRunner."""
 
 from __future__ import annotations
 

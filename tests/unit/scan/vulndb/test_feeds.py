@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -10,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from dockyard.scan.vulndb import feeds, status, update
 from dockyard.scan.vulndb.feeds import UnsafeArchive, unpack
@@ -107,17 +109,13 @@ def test_unsafe_feed_fails_alone(served: tuple[Path, str], tmp_path: Path) -> No
 
 
 def test_single_files_and_compressed_archives(served: tuple[Path, str], tmp_path: Path) -> None:
-    import gzip
-
-    import zstandard
-
     root, base = served
     (root / "tracker" / "data").mkdir(parents=True)
     tracker = {"openssl": {"CVE-2024-4741": {"releases": {
         "bookworm": {"status": "resolved", "fixed_version": "3.0.14-1~deb12u1", "urgency": "not yet assigned"}}}}}
     (root / "tracker" / "data" / "json").write_text(json.dumps(tracker))  # no suffix, as Debian serves it
-    (root / "main.json.gz").write_bytes(gzip.compress((VULNDATA / "alpine-vuln-list-3.20/alpine/3.20/main/busybox.json")
-                                                      .read_bytes()))
+    busybox = VULNDATA / "alpine-vuln-list-3.20/alpine/3.20/main/busybox.json"
+    (root / "main.json.gz").write_bytes(gzip.compress(busybox.read_bytes()))
     tar = io.BytesIO()
     with tarfile.open(fileobj=tar, mode="w") as tf:
         tf.add(VULNDATA / "redhat-csaf/vex/2024/cve-2024-3094.json", "2024/cve-2024-3094.json")
@@ -127,4 +125,4 @@ def test_single_files_and_compressed_archives(served: tuple[Path, str], tmp_path
                           "redhat-vex": f"{base}/csaf_vex.tar.zst"})
     assert [r.error for r in results] == [None, None, None]
     records = {s.name: s.records for s in status(db).sources}
-    assert records == {"debian:debian": 1, "alpine:alpine": 21, "csaf:redhat-vex": 1}
+    assert records == {"debian:debian": 1, "alpine:alpine": 31, "csaf:redhat-vex": 1}

@@ -95,3 +95,15 @@ def test_not_osv() -> None:
 ])
 def test_ecosystem_keys(name: str, key: tuple[str, str, int] | None) -> None:
     assert osv.ecosystem_key(name) == key
+
+
+def test_ubuntu_osv_records_name_their_cve_as_upstream() -> None:
+    doc = {"id": "UBUNTU-CVE-2024-1234", "upstream": ["CVE-2024-1234"], "modified": "2024-05-01T00:00:00Z",
+           "severity": [{"type": "Ubuntu", "score": "medium"}],
+           "affected": [{"package": {"ecosystem": "Ubuntu:22.04:LTS", "name": "openssl"},
+                         "ranges": [{"type": "ECOSYSTEM",
+                                     "events": [{"introduced": "0"}, {"fixed": "3.0.2-0ubuntu1.15"}]}]}]}
+    adv = osv.parse(doc)
+    assert adv is not None
+    assert adv.aliases == ("CVE-2024-1234",) and (adv.severity, adv.severity_kind) == ("medium", VENDOR)
+    assert (adv.affected[0].ecosystem, adv.affected[0].release) == ("ubuntu", "jammy")
