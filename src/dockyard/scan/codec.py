@@ -66,9 +66,9 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
 
 def finding_row(finding: Finding, new: bool = False) -> list[Any]:
     """A finding as the stored row: its fields in _FINDING_FIELDS order, then the "new" flag."""
-    f = finding
-    return [f.id, f.aliases, f.package, f.installed_version, f.type, f.severity, f.layer, f.fixed_version,
-            f.source_package, f.fix_status, f.cvss_score, f.title, f.url, f.sources, new]
+    f = finding  # lists, not tuples: a row compares equal to the same row read back from JSON
+    return [f.id, list(f.aliases), f.package, f.installed_version, f.type, f.severity, f.layer, f.fixed_version,
+            f.source_package, f.fix_status, f.cvss_score, f.title, f.url, list(f.sources), new]
 
 
 def finding_of_row(row: list[Any]) -> tuple[Finding, bool]:
