@@ -314,3 +314,31 @@ def test_who_may_scan_and_read(app_client: TestClient, anon_client: TestClient, 
     assert json.dumps(status)
     shutil.rmtree(settings.vulndb_path.parent)
     assert app_client.get("/api/v1/vulndb").json()["present"] is False
+
+
+@pytest.mark.s3
+def test_a_scan_streams_its_layers_from_an_s3_bucket(s3_bucket: Any, tmp_path: Path, db_url: str) -> None:
+    """On S3 the layers are the bucket's objects (botocore's streaming bodies), not files."""
+    from dockyard.app import build_services, create_app
+    from tests.conftest import ADMIN, basic, hashed
+
+    server, bucket = s3_bucket
+    settings = load_settings(
+        data_dir=tmp_path / "data", database={"url": db_url}, gc={"interval_seconds": 0},
+        uploads={"purge_interval_seconds": 0}, jobs={"embedded_worker": False},
+        scan={"db_path": str(tmp_path / "vulndb" / "advisories.sqlite")},
+        storage={"driver": "s3", "cache_gib": 0, "s3": {"bucket": bucket, "endpoint": server.endpoint,
+                                                        "access_key_id": server.access_key,
+                                                        "secret_access_key": server.secret_key, "path_style": True}})
+    settings.data_dir.mkdir(parents=True)
+    services = build_services(settings)
+    services.users.create(ADMIN[0], hashed(ADMIN[1]), is_admin=True)
+    import_vulndata(settings, "debian-vuln-list-tracker")
+    try:
+        with TestClient(create_app(settings, services), base_url="http://registry.test", headers=basic(*ADMIN)) as c:
+            digest, _, layers = push_layers(c, "s3/app", "1.0", [base_layer()], ["RUN apt-get install openssh-client"])
+            assert run_scans(services) == 1
+            found = by_id(vulns(c, "s3/app", digest))
+            assert found["CVE-2024-6387"]["layer"] == layers[0]
+    finally:
+        services.db.dispose()
