@@ -131,6 +131,11 @@ class AuthSettings(_Section):
         None, description="PEM file of the EC P-256 key that signs tokens; written there when the file does not exist yet. "
         "Nodes that serve one registry must share it. Default: DATA/keys/token-signing.pem."
     )
+    secrets_key_file: Path | None = Field(
+        None, description="File of the 256-bit key that encrypts secrets the registry must read back (webhook "
+        "signing secrets); written there when the file does not exist yet. Nodes that serve one registry must share "
+        "it, and losing it makes those secrets unreadable. Default: DATA/keys/secrets.key."
+    )
 
 
 class UploadSettings(_Section):
@@ -172,6 +177,26 @@ class ScanSettings(_Section):
     sbom: bool = Field(True, description="Push CycloneDX and SPDX SBOMs as referrers of each scanned image.")
     feeds: dict[str, str] = Field(default_factory=dict, description="`dockyard vulndb update`: source name → URL of "
                                   "an archive (.tar.gz or .zip) of that feed; empty: the public feeds listed in the README.")
+
+
+class OutboundSettings(_Section):
+    allowed_networks: list[str] = Field(
+        default_factory=list, description="Networks (CIDR) that requests the registry makes for users (webhooks) may "
+        "reach although they are loopback, private, link-local, CGNAT or otherwise not public, e.g. [10.20.0.0/16] "
+        "for deployers on the internal network. Empty: only public addresses."
+    )
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Time limit of each such request (connecting, "
+                                   "sending and reading the answer).")
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"expected an IP address or network such as 10.0.0.0/8, got {item!r}") from None
+        return value
 
 
 class LimitSettings(_Section):
@@ -223,6 +248,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     limits: LimitSettings = LimitSettings()
     scan: ScanSettings = ScanSettings()
+    outbound: OutboundSettings = OutboundSettings()
     console: ConsoleSettings = ConsoleSettings()
     regions: list[RegionSettings] = Field(
         default_factory=list, description="Registry addresses shown in the console, one entry per region, each with "
@@ -249,6 +275,10 @@ class Settings(BaseSettings):
     @property
     def key_path(self) -> Path:
         return (self.auth.signing_key_file or self.data_dir / "keys" / "token-signing.pem").resolve()
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return (self.auth.secrets_key_file or self.data_dir / "keys" / "secrets.key").resolve()
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -342,3 +342,24 @@ def test_a_scan_streams_its_layers_from_an_s3_bucket(s3_bucket: Any, tmp_path: P
             assert found["CVE-2024-6387"]["layer"] == layers[0]
     finally:
         services.db.dispose()
+
+
+def test_a_robot_reads_reports_within_its_permissions(app_client: TestClient, anon_client: TestClient,
+                                                      services: Any, settings: Settings) -> None:
+    """CI pipelines run `dockyard scan` with robot accounts: the report calls take them, the rest
+    of the management API does not."""
+    import_vulndata(settings, "debian-vuln-list-tracker")
+    digest, _, _ = push_layers(app_client, "ci/app", "1.0", [base_layer()], ["a"])
+    run_scans(services)
+    r = app_client.post("/api/v1/namespaces/ci/robots", json={
+        "name": "reader", "permissions": [{"repositories": "app", "actions": ["pull"]}]})
+    assert r.status_code == 201, r.text
+    robot = (r.json()["username"], r.json()["secret"])
+    base = f"/api/v1/repositories/ci/app/manifests/{digest}"
+    assert anon_client.get(f"{base}/vulnerabilities", auth=robot).status_code == 200
+    assert anon_client.get(f"{base}/packages", auth=robot).status_code == 200
+    assert anon_client.post(f"{base}/scan", json={}, auth=robot).status_code == 403  # no push
+    assert anon_client.get("/api/v1/namespaces/ci/scan-policy", auth=robot).status_code == 401
+    assert anon_client.get("/api/v1/repositories/other/app/manifests/1.0/vulnerabilities",
+                           auth=robot).status_code == 404
+    assert anon_client.get(f"{base}/vulnerabilities", auth=(robot[0], "wrong")).status_code == 401

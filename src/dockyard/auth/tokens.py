@@ -8,7 +8,7 @@ access token, and a registry access token (whatever its `access` claim) never ve
 management token. Refresh and management tokens carry `cred`, a fingerprint of the credential
 they were issued for (see AuthService.fingerprint): once that credential changes they are refused.
 
-The signing key (EC P-256) is made on first start and kept at DATA/keys/token-signing.pem.
+The signing key (EC P-256) is made on first start and kept at DATA/keys/token-signing.pem (auth/keyfiles.py).
 Verified access tokens are cached by their exact text until they expire, so a client sending
 the same token on every request pays for one signature check.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,32 +29,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.auth.bounded import BoundedCache
+from dockyard.auth.keyfiles import create_once
 from dockyard.core.scopes import Scope
 
 
 def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """The signing key in `path`, made there first when the file does not exist. Nodes sharing
-    the file (`auth.signing_key_file`) may start at the same moment: the new key is linked into
-    place only if no other node's is there yet (link(2) never replaces), and then everyone reads
-    the one that won."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """The signing key in `path`, made there first when the file does not exist (nodes sharing
+    the file agree on one key: auth/keyfiles.py)."""
+
+    def make() -> bytes:
         key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another node made it first: use theirs
-        finally:
-            tmp.unlink(missing_ok=True)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    pem = create_once(path, make)
+    key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} is not an EC private key")
     return key

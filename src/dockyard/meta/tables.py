@@ -375,3 +375,60 @@ scan_allowlist = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_scan_allowlist_namespace", "namespace_id", "vulnerability"),
 )
+
+# Webhooks of a namespace (meta/webhooks.py): optionally only for repositories matching a glob;
+# `events` is a JSON list of core/webhooks.py event types; `secret` is the signing secret sealed
+# with the secrets key (core/secretbox.py), never the secret itself.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("repository", String(255), nullable=True),  # a name or glob in the namespace; NULL: all of it
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list
+    Column("format", String(16), nullable=False),  # dockyard | dockerhub
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("description", String(255), nullable=True),
+    Column("secret", Text, nullable=False),
+    Column("created_by", String(160), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_webhooks_namespace", "namespace_id"),
+)
+
+# One event (or ping) for one webhook: its body is fixed when it is made, so every attempt sends
+# the same bytes under the same `webhook-id` (the row's id, time-ordered: msg_<ms><random>).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(64), nullable=False),  # image.pushed, ping…
+    Column("event_id", BigInteger, nullable=True),  # the registry event it came from
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    Index("ix_webhook_deliveries_created", "created_at"),
+)
+
+# Every attempt of a delivery: what was sent (headers; the body is the delivery's) and what came
+# back (status, headers, at most 64 KiB of body), how long it took, or why there was no answer.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("request_headers", Text, nullable=False),  # JSON object
+    Column("response_status", Integer, nullable=True),
+    Column("response_headers", Text, nullable=True),  # JSON list of [name, value]
+    Column("response_body", Text, nullable=True),
+    Column("response_truncated", Boolean, nullable=False, default=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+)

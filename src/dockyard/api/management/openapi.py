@@ -45,6 +45,9 @@ class Endpoint:
     auth: bool = True
     content_type: str = "application/json"  # of a successful answer
     params: tuple[tuple[str, str], ...] = ()  # descriptions of the path parameters
+    # Also registry credentials (robots, temporary passwords, the fixed registry password), whose
+    # repository permissions the use-case applies: the scan reports `dockyard scan` reads in CI.
+    registry_credentials: bool = False
 
     @property
     def operation_id(self) -> str:

@@ -86,7 +86,7 @@ class ManagementAPI:
         return self._openapi
 
     # -- authentication -----------------------------------------------------------------------------
-    def authenticate(self, header: str, remote: str | None) -> Principal:
+    def authenticate(self, header: str, remote: str | None, account_only: bool = True) -> Principal:
         """The caller of these credentials; raises Unauthenticated or TooManyAttempts."""
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
@@ -95,7 +95,7 @@ class ManagementAPI:
             if credentials is None:
                 raise Unauthenticated("malformed Basic credentials")
             try:
-                principal = self.auth.login(*credentials, remote, account_only=True)
+                principal = self.auth.login(*credentials, remote, account_only=account_only)
             except TooManyRequests as exc:
                 raise TooManyAttempts(int(exc.detail["retry_after"])) from None
             if principal is None:
@@ -118,7 +118,7 @@ class ManagementAPI:
     # -- request handling ---------------------------------------------------------------------------
     def _run(self, e: Endpoint, header: str, remote: str | None, path: dict[str, str], body: bytes,
              query: dict[str, str]) -> Any:
-        actor = Actor(self.authenticate(header, remote) if e.auth else None, remote)
+        actor = Actor(self.authenticate(header, remote, not e.registry_credentials) if e.auth else None, remote)
         call = Call(actor=actor, path=path)
         try:
             if e.query is not None:

@@ -28,7 +28,8 @@ class ScanEndpoints:
 
     def request_scan(self, c: Call) -> ss.ScanQueued:
         """Queue a scan of the image (each platform of an index). Needs push. The report stays
-        readable while the scan runs."""
+        readable while the scan runs. These four calls also take registry credentials (a robot
+        account, a temporary password), within their repository permissions: for CI pipelines."""
         return ss.ScanQueued.model_validate(self.scans.request(c.actor, c.path["name"], c.path["reference"]))
 
     def get_vulnerabilities(self, c: Call) -> ss.VulnerabilitiesOut:
@@ -117,13 +118,13 @@ class ScanEndpoints:
         base = "/repositories/{name:path}/manifests/{reference}"
         return [
             E("POST", f"{base}/scan", self.request_scan, "Scan an image", "security", response=ss.ScanQueued,
-              status=202, params=REPO_REF),
+              status=202, params=REPO_REF, registry_credentials=True),
             E("GET", f"{base}/vulnerabilities", self.get_vulnerabilities, "Get an image's vulnerabilities", "security",
-              response=ss.VulnerabilitiesOut, params=REPO_REF),
+              response=ss.VulnerabilitiesOut, params=REPO_REF, registry_credentials=True),
             E("GET", f"{base}/packages", self.get_packages, "List an image's packages", "security",
-              response=ss.PackagesOut, params=REPO_REF),
+              response=ss.PackagesOut, params=REPO_REF, registry_credentials=True),
             E("GET", f"{base}/sbom", self.get_sbom, "Download an image's SBOM", "security", query=ss.SbomQuery,
-              params=REPO_REF),
+              params=REPO_REF, registry_credentials=True),
         ]
 
     def other_endpoints(self) -> list[Endpoint]:
