@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -111,12 +112,25 @@ class EventStore:
             conn.execute(update(events).where(events.c.id.in_([e.id for e in batch])).values(dispatched_at=utcnow()))
         return len(batch)
 
-    def dispatch_all(self) -> int:
-        """`dispatch` until nothing is left (tests, shutdown)."""
+    def dispatch_all(self, wait_seconds: float = 2.0) -> int:
+        """`dispatch` until nothing is left, and wait (`wait_seconds` at most) for the events
+        another dispatcher holds (SKIP LOCKED passed them by) to be handed on: what a reader that
+        must see every event so far needs (the audit log's query, tests, shutdown). The worker's
+        tick passes 0: it never waits on another node."""
         total = 0
-        while done := self.dispatch():
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            done = self.dispatch()
             total += done
-        return total
+            if done:
+                continue
+            if wait_seconds <= 0 or time.monotonic() >= deadline or not self._pending():
+                return total
+            time.sleep(0.02)
+
+    def _pending(self) -> bool:
+        with self.db.read() as conn:
+            return conn.execute(select(events.c.id).where(events.c.dispatched_at.is_(None)).limit(1)).first() is not None
 
     # -- reading and retention -------------------------------------------------------------------------
     def list(self, after_id: int = 0, kind: str | None = None, repository: str | None = None,
