@@ -23,12 +23,16 @@ from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.router import RegistryAPI
 from dockyard.api.management.routes import ManagementAPI
 from dockyard.api.management.scans import ScanEndpoints
+from dockyard.api.management.webhooks import WebhookEndpoints
 from dockyard.api.token import TokenEndpoint
 from dockyard.auth.service import ACCESS_CACHE_SECONDS, AuthService
+from dockyard.auth.keyfiles import load_or_create_secrets_key
 from dockyard.auth.tokens import TokenService, load_or_create_key
 from dockyard.config import Settings
 from dockyard.core.access import namespace_of
+from dockyard.core import webhooks as wh
 from dockyard.core.events import AUDIT_ACTIONS, MANIFEST_PUSHED, Event
+from dockyard.core.secretbox import SecretBox
 from dockyard.management.images import ImagesService
 from dockyard.management.jobs import JobsService
 from dockyard.management.scans import ScansService
@@ -49,12 +53,15 @@ from dockyard.meta.sessions import SessionStore
 from dockyard.meta.uploads import UploadStore
 from dockyard.meta.users import UserStore
 from dockyard.meta.versions import VersionStore
+from dockyard.meta.webhooks import WebhookStore
+from dockyard.outbound.client import OutboundClient
 from dockyard.registry.activity import Activity
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.scans import PullGuard, ScanService, vulndb_report
 from dockyard.registry.uploads import UploadService
+from dockyard.registry.webhooks import USER_AGENT, WebhookService
 from dockyard.storage.base import BlobStore
 from dockyard.web.routes import console_routes
 
@@ -80,6 +87,7 @@ class Services:
     jobs: JobStore
     events: EventStore
     scan_store: ScanStore
+    webhooks: WebhookService
     management: ManagementService = field(init=False)
     images: ImagesService = field(init=False)
     scans: ScanService = field(init=False)
@@ -136,6 +144,13 @@ def build_services(settings: Settings) -> Services:
         # Scan on push: queued in the dispatcher's transaction, when the namespace asks for it.
         events.subscribers.append(Subscriber("scan on push", frozenset({MANIFEST_PUSHED}),
                                              inline=lambda conn, event: scan_on_push(scan_store, conn, event)))
+    # Webhooks: a delivery and its job per matching webhook, in the dispatcher's transaction.
+    # Their signing secrets are sealed with the secrets key; their requests go through the guard.
+    outbound = settings.outbound
+    webhooks = WebhookService(WebhookStore(db, jobs), SecretBox(load_or_create_secrets_key(settings.secrets_key_path)),
+                              OutboundClient(outbound.allowed_networks, outbound.timeout_seconds, user_agent=USER_AGENT),
+                              public_links(settings))
+    events.subscribers.append(Subscriber("webhooks", wh.SOURCES, inline=webhooks.on_event))
     services = Services(
         settings=settings,
         db=db,
@@ -155,6 +170,7 @@ def build_services(settings: Settings) -> Services:
         manifests=ManifestService(content, store, settings.limits.manifest_max_bytes, cache=single_process),
         gc=GarbageCollector(db, store, settings.gc, lambda: uploads.purge(settings.uploads.purge_after_seconds)),
         scan_store=scan_store,
+        webhooks=webhooks,
     )
     services.scans = ScanService(settings=settings, store=scan_store, content=content, manifests=services.manifests,
                                  uploads=uploads, blobs=store, events=events)
@@ -172,7 +188,7 @@ def build_services(settings: Settings) -> Services:
         users=users, namespaces=namespaces, credentials=credentials, audit=audit, auth=services.auth,
         queries=ManagementQueries(db), temp_password_ttl=settings.auth.temp_password_ttl_seconds,
         repositories_deleted=repositories_deleted, logins_ended=services.sessions.end_for_user,
-        dispatch_events=events.dispatch_all)
+        dispatch_events=events.dispatch_all, webhooks=webhooks)
     services.images = ImagesService(
         content=content, manifests=services.manifests, versions=VersionStore(db), auth=services.auth,
         activity_flush=services.activity.flush)
@@ -199,6 +215,14 @@ def console_link(settings: Settings, repository: str, digest: str) -> str:
     return f"{base}/console/repo/{repository}/-/versions/{digest}/security"
 
 
+def public_links(settings: Settings) -> wh.Links:
+    """This registry's address in webhook payloads: server.public_url, else the listen address."""
+    from urllib.parse import urlsplit
+
+    base = (settings.server.public_url or f"http://{settings.server.listen}").rstrip("/")
+    return wh.Links(registry=urlsplit(base).netloc or settings.server.listen, base_url=base)
+
+
 def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
     """The job worker of a process (`dockyard serve`'s embedded one, or `dockyard worker`). With
     concurrency 0 it runs no job but still does the node's part: schedules, reclaiming dead
@@ -207,7 +231,8 @@ def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
 
     settings = services.settings
     wired = JobServices(settings=settings, gc=services.gc, manifests=services.manifests, uploads=services.uploads,
-                        sessions=services.sessions, images=services.images, scans=services.scans)
+                        sessions=services.sessions, images=services.images, scans=services.scans,
+                        webhooks=services.webhooks)
     # Facts (size, platform) of manifests pushed before migration 0003: once per installation.
     once = Schedule(IMAGE_BACKFILL, IMAGE_BACKFILL, 10 * 365 * 86400, unique_key=IMAGE_BACKFILL)
     return Worker(
@@ -217,8 +242,10 @@ def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
         schedules=[*schedules(wired), once],
         # Every node flushes its own pull counts and dispatches whatever events are pending
         # (meta/events.py: nodes take different batches), and purges old ones now and then.
-        ticks=[("activity flush", 1.0, services.activity.flush), ("events", 0.5, services.events.dispatch_all),
+        ticks=[("activity flush", 1.0, services.activity.flush), ("events", 0.5, lambda: services.events.dispatch_all(0)),
                ("events purge", 3600.0, lambda: services.events.purge(settings.jobs.retention_seconds)),
+               ("webhook deliveries purge", 3600.0,
+                lambda: services.webhooks.store.purge(settings.jobs.retention_seconds)),
                # A new advisory database (`dockyard vulndb import|update`): re-evaluate stored images.
                ("advisory database", 5.0, lambda: reevaluate_if_changed(services))],
         listen_url=services.db.listen_url())
@@ -281,7 +308,8 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
             Route("/healthz", health),
             Route("/auth/token", token.handle, methods=["GET", "POST"]),
             Mount("/api/v1", routes=ManagementAPI(services.management, services.auth, jobs_service, ScanEndpoints(
-                services.scan_reports, lambda: vulndb_report(settings, services.scan_store))).routes()),
+                services.scan_reports, lambda: vulndb_report(settings, services.scan_store)),
+                WebhookEndpoints(services.management)).routes()),
         ],
         lifespan=lifespan,
     )

@@ -117,6 +117,31 @@ class Job(TypedDict, total=False):
     finished_at: str | None
 
 
+class Webhook(TypedDict, total=False):
+    id: int
+    namespace: str
+    repository: str | None
+    url: str
+    events: list[str]
+    format: str  # dockyard | dockerhub
+    enabled: bool
+    description: str | None
+    secret: str  # only when created or rotated
+    created_by: str
+    created_at: str
+    updated_at: str
+
+
+class Delivery(TypedDict, total=False):
+    id: str  # sent as webhook-id
+    event: str
+    status: str  # pending | succeeded | failed
+    body: str
+    created_at: str
+    last_attempt_at: str | None
+    attempts: list[dict[str, Any]]  # attempted_at, request_headers, response_status, …, duration_ms, error
+
+
 class AuditEvent(TypedDict, total=False):
     id: int
     at: str
@@ -321,6 +346,27 @@ class Client:
         """Newest first; pages go back in time with `before`."""
         return self.paginate("/audit", {"actor": actor, "action": action, "target": target},
                              cursor="before", limit=limit)
+
+    # -- webhooks (owners of the namespace) ------------------------------------------------------------
+    def webhooks(self, namespace: str) -> Iterator[Webhook]:
+        return iter(self.request("GET", f"/namespaces/{seg(namespace)}/webhooks")["items"])
+
+    def create_webhook(self, namespace: str, url: str, events: list[str], format: str | None = None,
+                       repository: str | None = None, description: str | None = None,
+                       enabled: bool | None = None) -> Webhook:
+        body = _compact({"url": url, "events": events, "format": format, "repository": repository,
+                         "description": description, "enabled": enabled})
+        return cast(Webhook, self.request("POST", f"/namespaces/{seg(namespace)}/webhooks", json=body))
+
+    def deliveries(self, namespace: str, webhook_id: int, limit: int | None = None) -> Iterator[Delivery]:
+        """Newest first, each with its attempts."""
+        return self.paginate(f"/namespaces/{seg(namespace)}/webhooks/{webhook_id}/deliveries", cursor="before",
+                             limit=limit)
+
+    def redeliver(self, namespace: str, webhook_id: int, delivery_id: str) -> Delivery:
+        return cast(Delivery, self.request(
+            "POST", f"/namespaces/{seg(namespace)}/webhooks/{webhook_id}/deliveries/{seg(delivery_id)}/redeliver",
+            json={}))
 
     # -- jobs (administrators) ------------------------------------------------------------------------
     def jobs(self, kind: str | None = None, state: str | None = None, limit: int | None = None) -> Iterator[Job]:

@@ -185,8 +185,9 @@ class OutboundSettings(_Section):
         "reach although they are loopback, private, link-local, CGNAT or otherwise not public, e.g. [10.20.0.0/16] "
         "for deployers on the internal network. Empty: only public addresses."
     )
-    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Time limit of each such request (connecting, "
-                                   "sending and reading the answer).")
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Time limit of each step of such a request "
+                                   "(connecting, sending, waiting for each part of the answer); an answer still "
+                                   "arriving after twice this is cut short.")
 
     @field_validator("allowed_networks")
     @classmethod

@@ -251,3 +251,12 @@ def test_an_s3_store_gets_the_node_cache_unless_switched_off_or_redirected(tmp_p
     for off in ({**s3, "cache_gib": 0}, {**s3, "redirect": True}):
         assert isinstance(open_store(Settings(data_dir=tmp_path, storage=off), durable_dirs=True), S3BlobStore)
     assert isinstance(open_store(Settings(data_dir=tmp_path, storage=s3), durable_dirs=True, cache=False), S3BlobStore)
+
+
+def test_outbound_allowed_networks_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().outbound.allowed_networks == []
+    monkeypatch.setenv("DOCKYARD_OUTBOUND__ALLOWED_NETWORKS", '["127.0.0.0/8", "10.20.0.0/16"]')
+    assert load_settings().outbound.allowed_networks == ["127.0.0.0/8", "10.20.0.0/16"]
+    monkeypatch.setenv("DOCKYARD_OUTBOUND__ALLOWED_NETWORKS", '["10.0.0.0/33"]')
+    with pytest.raises(ValidationError, match="expected an IP address or network"):
+        load_settings()

@@ -15,13 +15,15 @@ ALLOWED: dict[str, set[str]] = {
     "scan": {"core", "config"},  # the scanner: inventories, the advisory database, matching, SBOMs (no registry state)
     "meta": {"core"},
     "auth": {"core", "meta"},
-    "registry": {"core", "meta", "storage", "config", "scan"},
+    "outbound": {"core"},  # requests made for users (webhooks): the address guard and the pinned HTTP client
+    "registry": {"core", "meta", "storage", "config", "scan", "outbound"},
     "management": {"core", "meta", "auth", "registry", "config", "scan"},
     "api": {"core", "meta", "auth", "registry", "management", "config", "storage", "scan"},
     "web": {"core", "meta", "auth", "management", "config", "api", "scan"},  # the console: services, never the HTTP API
     "jobs": {"core", "meta", "registry", "management", "config"},  # the worker and the handlers over the services
 }
-NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management", "jobs"}  # only api (and app/cli) know HTTP
+# Only api/ (and app/cli) serve HTTP, and only outbound/ makes requests for users (checked, pinned).
+NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management", "jobs"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -46,6 +48,18 @@ def test_layers_import_only_downwards() -> None:
                         problems.append(f"{path.relative_to(SRC)} imports {name}")
                 if package in NO_HTTP and name.split(".")[0] in {"starlette", "granian", "uvicorn", "httpx"}:
                     problems.append(f"{path.relative_to(SRC)} imports {name} (HTTP belongs in api/)")
+    assert not problems, "\n".join(problems)
+
+
+def test_requests_go_out_through_outbound_only() -> None:
+    """A request to a URL a user chose goes through outbound/ (address guard, pinning, limits); only
+    api/ (the CLI's client of /api/v1) and scan/ (the advisory feeds an administrator configured)
+    import an HTTP client besides it."""
+    may = {"api", "outbound", "scan"}
+    problems = [f"{path.relative_to(SRC)} imports {name}" for path in SRC.rglob("*.py")
+                if len(path.relative_to(SRC).parts) > 1 and path.relative_to(SRC).parts[0] not in may
+                for name in _imports(path) if name.split(".")[0] in {"httpx", "httpcore", "urllib3", "requests", "aiohttp"}
+                or name == "urllib.request"]
     assert not problems, "\n".join(problems)
 
 

@@ -1,5 +1,5 @@
 """`dockyard` subcommands that drive the management API (/api/v1) of a running registry over HTTP:
-namespace, member, repo, credential, robot, audit, whoami, jobs and user create-remote.
+namespace, member, repo, credential, robot, audit, whoami, jobs, scan, webhook and user create-remote.
 
 Every command takes --url (DOCKYARD_URL, default http://127.0.0.1:5000) and --user
 (DOCKYARD_USER); the account password comes from DOCKYARD_PASSWORD, or is asked for when standard
@@ -14,17 +14,18 @@ The reference with examples is docs/cli.md.
     audit.py         audit, whoami, user create-remote
     jobs.py          jobs list|show|cancel
     scans.py         scan (an image's vulnerabilities; exit codes for CI)
+    webhooks.py      webhook list|create|deliveries|redeliver
 """
 
 from __future__ import annotations
 
 import click
 
-from dockyard.cli_manage import audit, credentials, jobs, namespaces, repositories, scans
+from dockyard.cli_manage import audit, credentials, jobs, namespaces, repositories, scans, webhooks
 
 COMMANDS: tuple[click.Command, ...] = (namespaces.namespace, namespaces.member, repositories.repo,
                                        credentials.credential, credentials.robot, audit.audit, audit.whoami,
-                                       jobs.jobs, scans.scan)
+                                       jobs.jobs, scans.scan, webhooks.webhook)
 
 
 def register(main: click.Group) -> None:

@@ -8,6 +8,7 @@
 | `images.backfill` | size and platforms of manifests pushed before migration 0003 | once, at start-up            |
 | `scan.image`      | scan one image manifest (an index: queue its platforms)      | on push (namespace setting), `POST …/scan` |
 | `scan.reevaluate` | match every stored inventory against a new advisory database | when the database file changes (worker tick) |
+| `webhook.deliver` | one attempt of a webhook delivery (retried with backoff up to 8 attempts) | per delivery: an event a webhook wants, a ping, a redelivery |
 
 GC takes the "gc" lease (meta/leases.py) around its run as a mutex, held by the job, so that two
 GC jobs never sweep at once while a retry of the same job (its worker died) takes over at once;
@@ -24,10 +25,12 @@ from dockyard.jobs.worker import JobCancelled, JobContext, Kind, Schedule, Worke
 from dockyard.management.images import ImagesService
 from dockyard.meta.scans import SCAN_IMAGE
 from dockyard.meta.sessions import SessionStore
+from dockyard.meta.webhooks import WEBHOOK_DELIVER
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.scans import ScanService
 from dockyard.registry.uploads import UploadService
+from dockyard.registry.webhooks import WebhookService
 
 GC = "gc"
 UPLOAD_PURGE = "uploads.purge"
@@ -46,6 +49,7 @@ class JobServices:
     sessions: SessionStore
     images: ImagesService
     scans: ScanService
+    webhooks: WebhookService | None = None
 
 
 def job_kinds(services: JobServices) -> list[Kind]:
@@ -102,7 +106,13 @@ def job_kinds(services: JobServices) -> list[Kind]:
 
         return services.scans.reevaluate(ctx.check, progress)
 
+    def deliver(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        assert services.webhooks is not None
+        return services.webhooks.deliver(str(args["delivery"]), last_attempt=ctx.job.attempts >= ctx.job.max_attempts,
+                                         manual=bool(args.get("manual")))
+
     return [
+        *([Kind(WEBHOOK_DELIVER, deliver, backoff_seconds=30, backoff_cap=3600)] if services.webhooks else []),
         Kind(SCAN_IMAGE, scan, backoff_seconds=10),
         Kind(SCAN_REEVALUATE, reevaluate, backoff_seconds=10),
         Kind(GC, gc, backoff_seconds=60),

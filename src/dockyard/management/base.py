@@ -22,6 +22,7 @@ from dockyard.meta.credentials import CredentialStore, Robot, TempPassword
 from dockyard.meta.namespaces import Namespace, NamespaceStore
 from dockyard.meta.queries import ManagementQueries
 from dockyard.meta.users import User, UserStore
+from dockyard.registry.webhooks import WebhookService
 
 T = TypeVar("T")
 
@@ -140,7 +141,8 @@ class _ServiceBase:
                  audit: AuditStore, auth: AuthService, queries: ManagementQueries, temp_password_ttl: int,
                  repositories_deleted: Callable[[list[str]], None] = lambda names: None,
                  logins_ended: Callable[[str], object] = lambda username: None,
-                 dispatch_events: Callable[[], object] = lambda: None) -> None:
+                 dispatch_events: Callable[[], object] = lambda: None,
+                 webhooks: WebhookService | None = None) -> None:
         self.users = users
         self.namespaces = namespaces
         self.credentials = credentials
@@ -155,6 +157,8 @@ class _ServiceBase:
         # Hands pending events on (the audit log is one subscriber), so the log shows a push
         # made a moment ago rather than after the next dispatch.
         self.dispatch_events = dispatch_events
+        # Webhooks of namespaces (registry/webhooks.py); None: not offered (management/webhooks.py).
+        self.webhooks = webhooks
 
     def _record(self, actor: Actor, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
         self.audit.record(actor.name, action, target, detail, actor.remote)

@@ -7,6 +7,7 @@ Every method takes the acting `Actor` first and raises the errors of `management
   delete and manage members and robots; members (and everyone, for a public namespace) read it.
 - Repositories: owners, developers and administrators create and edit them; owners and
   administrators delete them; anyone who may pull one reads it.
+- Webhooks: owners and administrators only, reading included.
 - Robots and temporary-password logins may only read (`Actor.read_only`).
 - After a change of roles, visibility, credentials or users the cached access decisions are
   dropped (`AuthService.forget_access`), so the next token request sees the change.
@@ -35,6 +36,7 @@ from dockyard.management.credentials import MAX_PATTERN, MAX_TTL, MIN_TTL, ROBOT
 from dockyard.management.namespaces import RESERVED_NAMESPACES, NamespaceUseCases
 from dockyard.management.repositories import RepositoryUseCases
 from dockyard.management.users import USERNAME_RE, UserUseCases
+from dockyard.management.webhooks import WebhookUseCases
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "MAX_PASSWORD", "MAX_PATTERN", "MAX_TTL", "MIN_PASSWORD", "MIN_TTL",
@@ -44,7 +46,8 @@ __all__ = [
 ]
 
 
-class ManagementService(NamespaceUseCases, RepositoryUseCases, CredentialUseCases, UserUseCases):
+class ManagementService(NamespaceUseCases, RepositoryUseCases, CredentialUseCases, UserUseCases, WebhookUseCases):
     """All the management use-cases over one set of stores (the constructor is `_ServiceBase`'s);
     each resource's methods live in its own module: namespaces (and members), repositories (and
-    tags), credentials (registry password, temporary passwords, robots), users (and whoami, audit)."""
+    tags), credentials (registry password, temporary passwords, robots), users (and whoami, audit),
+    webhooks (and their deliveries)."""

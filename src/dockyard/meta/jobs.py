@@ -116,6 +116,15 @@ class JobStore:
             self.on_enqueue()
         return job_id
 
+    def hasten(self, conn: Connection, unique_key: str) -> bool:
+        """Make the queued job with this key (waiting for its retry, say) ready now, inside the
+        caller's transaction; False when there is none."""
+        moved = conn.execute(update(jobs).where(jobs.c.unique_key == unique_key, jobs.c.state == "queued")
+                             .values(run_at=self.now(conn))).rowcount
+        if moved and self.on_enqueue is not None:
+            self.on_enqueue()
+        return bool(moved)
+
     def submit(self, kind: str, args: dict[str, Any] | None = None, **options: Any) -> int:
         """Enqueue in a transaction of its own."""
         with self.db.write() as conn:

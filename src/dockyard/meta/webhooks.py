@@ -185,19 +185,23 @@ class WebhookStore:
 
     # -- deliveries ----------------------------------------------------------------------------------
     def add_delivery(self, conn: Connection, webhook_id: int, delivery_id: str, event: str, event_id: int | None,
-                     body: bytes, *, max_attempts: int) -> None:
-        """A pending delivery and its job, inside the caller's transaction."""
+                     body: bytes, *, max_attempts: int, manual: bool = False) -> None:
+        """A pending delivery and its job, inside the caller's transaction. `manual`: asked for by
+        someone (a ping), so it is attempted even while the webhook is disabled."""
         conn.execute(insert(webhook_deliveries).values(
             id=delivery_id, webhook_id=webhook_id, event=event, event_id=event_id, body=body.decode(),
             status="pending", attempts=0, created_at=utcnow()))
-        self.jobs.enqueue(conn, WEBHOOK_DELIVER, {"delivery": delivery_id}, unique_key=f"webhook:{delivery_id}",
-                          max_attempts=max_attempts)
+        args: dict[str, Any] = {"delivery": delivery_id, **({"manual": True} if manual else {})}
+        self.jobs.enqueue(conn, WEBHOOK_DELIVER, args, unique_key=f"webhook:{delivery_id}", max_attempts=max_attempts,
+                          priority=1 if manual else 0)
 
     def create_delivery(self, webhook_id: int, event: str, body_of: Any, *, max_attempts: int) -> str:
-        """A delivery in a transaction of its own (a ping); `body_of(delivery_id)` makes its body."""
+        """A delivery asked for by someone (a ping), in a transaction of its own; `body_of(delivery_id)`
+        makes its body."""
         delivery_id = new_delivery_id()
         with self.db.write() as conn:
-            self.add_delivery(conn, webhook_id, delivery_id, event, None, body_of(delivery_id), max_attempts=max_attempts)
+            self.add_delivery(conn, webhook_id, delivery_id, event, None, body_of(delivery_id),
+                              max_attempts=max_attempts, manual=True)
         return delivery_id
 
     def delivery(self, delivery_id: str) -> Delivery | None:
@@ -227,22 +231,30 @@ class WebhookStore:
             conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(status=status))
 
     def redeliver(self, webhook_id: int, delivery_id: str) -> Delivery | None:
-        """Queue one more attempt of the delivery (pending again); None when there is no such one."""
+        """One more attempt of the delivery, now (pending again); None when there is no such one.
+        A delivery still waiting for a retry has that retry moved to now instead (one job per
+        delivery); one being attempted right now is left to that attempt."""
         with self.db.write() as conn:
             if not conn.execute(update(webhook_deliveries).where(
                     webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.webhook_id == webhook_id)
                     .values(status="pending")).rowcount:
                 return None
-            self.jobs.enqueue(conn, WEBHOOK_DELIVER, {"delivery": delivery_id, "manual": True},
-                              unique_key=f"webhook:{delivery_id}", max_attempts=1, priority=1)
+            key = f"webhook:{delivery_id}"
+            if not self.jobs.hasten(conn, key):
+                self.jobs.enqueue(conn, WEBHOOK_DELIVER, {"delivery": delivery_id, "manual": True}, unique_key=key,
+                                  max_attempts=1, priority=1)
             return _delivery(conn.execute(select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)).one())
 
-    def deliveries(self, webhook_id: int, before: str | None = None, limit: int = 20) -> list[Delivery]:
-        """Newest first, each with its attempts (oldest first); `before`: ids smaller than it."""
+    def deliveries(self, webhook_id: int, before: str | None = None, limit: int = 20,
+                   only: str | None = None) -> list[Delivery]:
+        """Newest first, each with its attempts (oldest first); `before`: ids smaller than it;
+        `only`: just that delivery."""
         query = (select(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id)
                  .order_by(webhook_deliveries.c.id.desc()).limit(limit))
         if before is not None:
             query = query.where(webhook_deliveries.c.id < before)
+        if only is not None:
+            query = query.where(webhook_deliveries.c.id == only)
         with self.db.read() as conn:
             found = [_delivery(r) for r in conn.execute(query)]
             log: dict[str, list[Attempt]] = {d.id: [] for d in found}

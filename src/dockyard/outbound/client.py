@@ -11,9 +11,10 @@ the IP, the `Host` header the original host and port, and TLS the original name 
 `sni_hostname`), against which the certificate is verified as usual. A DNS answer that changes
 between the check and the connection (DNS rebinding, a TTL of 0) therefore changes nothing.
 Environment proxies are ignored (`trust_env=False`: a proxy would resolve the name again), redirects
-are never followed (a 3xx is the answer), every step has `timeout` and the whole exchange a deadline
-of twice that, and at most `max_body` bytes of the answer are read, undecoded (`Accept-Encoding:
-identity`, so no gzip bomb). One connection per request: pinned addresses are never pooled.
+are never followed (a 3xx is the answer), every step (connect, send, each read) has `timeout`, an
+answer still arriving after twice that is cut short (a receiver dripping bytes does not hold a
+worker), and at most `max_body` bytes of it are read, undecoded (`Accept-Encoding: identity`, so no
+gzip bomb). One connection per request: pinned addresses are never pooled.
 
 Not covered here: what a receiver does with the request (it may call back anywhere itself), and
 addresses the administrator allowed on purpose.

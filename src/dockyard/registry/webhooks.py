@@ -23,13 +23,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
-
 from dockyard import __version__
 from dockyard.core import webhooks as wh
 from dockyard.core.access import matches, namespace_of
 from dockyard.core.events import Event
-from dockyard.core.secretbox import SecretBox
+from dockyard.core.secretbox import SecretBox, SecretBoxError
 from dockyard.meta.db import utcnow
 from dockyard.meta.webhooks import Delivery, Webhook, WebhookStore, new_delivery_id
 from dockyard.outbound.client import Failed, OutboundClient, Refused
@@ -151,8 +149,9 @@ class WebhookService:
     def callback_url(self, hook: Webhook, delivery_id: str) -> str:
         return f"{self.links.base_url}/api/v1/namespaces/{hook.namespace}/webhooks/{hook.id}/deliveries/{delivery_id}"
 
-    def on_event(self, conn: Connection, event: Event) -> None:
-        """The outbox subscriber: a delivery (and its job) per matching webhook, in `conn`."""
+    def on_event(self, conn: Any, event: Event) -> None:
+        """The outbox subscriber: a delivery (and its job) per matching webhook, in `conn` (the
+        dispatcher's transaction)."""
         event_type = wh.webhook_event(event)
         if event_type is None or event.repository is None:
             return
@@ -198,13 +197,15 @@ class WebhookService:
             self.store.set_status(delivery_id, "failed")
             return {"skipped": "the webhook is disabled"}
         body = delivery.body.encode()
-        headers = {"User-Agent": USER_AGENT, **wh.signed_headers(self.box.open(hook.sealed_secret, SECRET_PURPOSE),
-                                                                  delivery.id, int(time.time()), body)}
         started = time.monotonic()
-        answer = None
+        answer, headers = None, {"User-Agent": USER_AGENT}
         try:
+            secret = self.box.open(hook.sealed_secret, SECRET_PURPOSE)
+            headers.update(wh.signed_headers(secret, delivery.id, int(time.time()), body))
             answer = self.client.post(self.client.target(hook.url), body, headers)  # checked again: DNS may change
             error = None if 200 <= answer.status < 300 else f"the receiver answered {answer.status}"
+        except SecretBoxError as exc:  # nothing is sent unsigned
+            error = f"the signing secret cannot be read: {exc}"
         except (Refused, Failed) as exc:
             error = str(exc)
         duration_ms = int((time.monotonic() - started) * 1000)

@@ -4,6 +4,8 @@
     ├── dockyard.db                      SQLite metadata (when no database.url is set)
     ├── keys/token-signing.pem           EC P-256 key that signs registry tokens (made on first start;
     │                                    auth.signing_key_file puts it elsewhere, e.g. shared by nodes)
+    ├── keys/secrets.key                 AES-256 key sealing the secrets the registry reads back, such as
+    │                                    webhook signing secrets (made on first start; auth.secrets_key_file)
     ├── blobs/                           content-addressed store (storage.root overrides)
     │   ├── sha256/ab/abcdef…            one file per blob, named by its digest (manifests pushed
     │   ├── sha512/01/0123…              since migration 0005 live in the database instead)

@@ -104,6 +104,8 @@ def _tag_descriptions() -> list[dict[str, str]]:
         {"name": "users", "description": "User accounts (administrators) and the caller's identity."},
         {"name": "audit", "description": "Who did what, when and from where."},
         {"name": "jobs", "description": "Background jobs (garbage collection, purges…): progress, results, errors, cancel."},
+        {"name": "webhooks", "description": "Webhooks of a namespace: signed POSTs (Standard Webhooks) to deployers when "
+         "images are pushed or deleted and scans finish; every delivery attempt logged, redelivery."},
         {"name": "reference", "description": "This document and its HTML rendering."},
     ]
 

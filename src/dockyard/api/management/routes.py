@@ -21,6 +21,7 @@ from dockyard.api.management import schemas as s
 from dockyard.api.management.docs import render_docs
 from dockyard.api.management.openapi import Endpoint, build_openapi
 from dockyard.api.management.scans import ScanEndpoints
+from dockyard.api.management.webhooks import WebhookEndpoints
 from dockyard.api.credentials import basic_credentials, client_address
 from dockyard.api.threads import run_sync
 from dockyard.auth.policy import Principal
@@ -69,11 +70,12 @@ class Call:
 
 class ManagementAPI:
     def __init__(self, service: ManagementService, auth: AuthService, jobs: JobsService | None = None,
-                 scans: ScanEndpoints | None = None) -> None:
+                 scans: ScanEndpoints | None = None, webhooks: WebhookEndpoints | None = None) -> None:
         self.service = service
         self.auth = auth
         self.jobs = jobs
         self.scans = scans
+        self.webhooks = webhooks
         # Shared with /auth/token and /v2: failed guesses anywhere count against the same account.
         self.endpoints = self._table()
         self._openapi: dict[str, Any] | None = None  # built when first asked for (~0.1 s of pydantic)
@@ -467,4 +469,5 @@ class ManagementAPI:
             E("POST", "/gc", self.request_gc, "Start a garbage collection", "jobs", body=s.GcRequest,
               response=s.GcQueued, status=202),
             *(self.scans.other_endpoints() if self.scans else []),
+            *(self.webhooks.endpoints() if self.webhooks else []),
         ]
