@@ -176,7 +176,8 @@ def build_services(settings: Settings) -> Services:
                                  uploads=uploads, blobs=store, events=events)
     services.pull_guard = PullGuard(scan_store, lambda repository, digest: console_link(settings, repository, digest))
     services.scan_reports = ScansService(store=scan_store, content=content, manifests=services.manifests,
-                                         auth=services.auth, namespaces=namespaces, guard=services.pull_guard)
+                                         auth=services.auth, namespaces=namespaces, guard=services.pull_guard,
+                                         audit=audit)
 
     def repositories_deleted(names: list[str]) -> None:
         # The registry's caches remember repositories by name: forget them all (rare, cheap).

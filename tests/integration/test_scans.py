@@ -200,6 +200,8 @@ def test_a_pull_policy_blocks_until_allowlisted_and_again_when_the_entry_expires
     assert app_client.get("/v2/pol/app/manifests/1.0", headers={"Accept": OCI_MANIFEST}).status_code == 403
     listed = app_client.get("/api/v1/namespaces/pol/allowlist").json()["items"]
     assert [(e["vulnerability"], e["active"]) for e in listed] == [("CVE-2023-43804", False)]
+    audit = [(e.action, e.target) for e in services.audit.query(limit=1000)]
+    assert ("namespace.scan_policy", "pol") in audit and ("allowlist.add", "pol") in audit
 
     # A system-wide entry applies in every namespace.
     r = app_client.post("/api/v1/allowlist", json={"vulnerability": "GHSA-v845-jxx5-vc9f", "reason": "accepted"})

@@ -23,6 +23,7 @@ from dockyard.core.names import validate_name, validate_namespace, validate_tag
 from dockyard.core.scopes import Scope
 from dockyard.management.base import Actor, checked
 from dockyard.management.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
 from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.scans import Allowed, Policy, ScanRow, ScanStore
@@ -51,13 +52,18 @@ class Report:
 
 class ScansService:
     def __init__(self, *, store: ScanStore, content: ContentStore, manifests: ManifestService, auth: AuthService,
-                 namespaces: NamespaceStore, guard: PullGuard) -> None:
+                 namespaces: NamespaceStore, guard: PullGuard, audit: AuditStore | None = None) -> None:
         self.store = store
         self.content = content
         self.manifests = manifests
         self.auth = auth
         self.namespaces = namespaces
         self.guard = guard
+        self.audit = audit
+
+    def _record(self, actor: Actor, action: str, target: str, detail: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.record(actor.name, action, target, detail, actor.remote)
 
     # -- access ------------------------------------------------------------------------------------------
     def _may(self, actor: Actor, repository: str, action: str) -> None:
@@ -247,6 +253,9 @@ class ScansService:
                         current.block_unscanned if block_unscanned is None else block_unscanned)
         self.store.set_policy(namespace, policy)
         self.guard.forget()
+        self._record(actor, "namespace.scan_policy", namespace, {"scan_on_push": policy.scan_on_push,
+                                                                  "block_severity": policy.block_severity,
+                                                                  "block_unscanned": policy.block_unscanned})
         return policy
 
     @staticmethod
@@ -282,12 +291,16 @@ class ScansService:
         entry = self.store.allow(namespace, vulnerability, reason, expires_at, actor.name)
         if entry is None:
             raise NotFound(f"namespace {namespace!r} not found")
+        self._record(actor, "allowlist.add", namespace or "*", {
+            "vulnerability": vulnerability, "reason": reason,
+            "expires_at": expires_at.isoformat() if expires_at else None})
         return entry
 
     def disallow(self, actor: Actor, namespace: str | None, entry_id: int) -> None:
         self._owner(actor, namespace)
         if not self.store.disallow(entry_id, namespace):
             raise NotFound(f"allowlist entry {entry_id} not found")
+        self._record(actor, "allowlist.remove", namespace or "*", {"id": entry_id})
 
 
 def _iso(value: datetime | None) -> str | None:
