@@ -24,6 +24,7 @@ from dockyard.web.views.namespaces import NamespaceViews
 from dockyard.web.views.repositories import RepositoryViews
 from dockyard.web.views.security import SecurityViews
 from dockyard.web.views.users import UserViews
+from dockyard.web.views.webhooks import WebhookViews
 
 STATIC = Path(__file__).parent / "static"
 
@@ -38,6 +39,7 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
     repos = RepositoryViews(c, management, images, sec)
     acct = AccountViews(c, management)
     users = UserViews(c, management)
+    hooks = WebhookViews(c, management)
     job_views = JobViews(c, jobs)
     r = c.route
     get, post = ["GET"], ["POST"]
@@ -64,6 +66,14 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
             Route("/namespaces/{name}/security", r(sec.set_policy), methods=post),
             Route("/namespaces/{name}/allowlist", r(sec.allow), methods=post),
             Route("/namespaces/{name}/allowlist/{id}/remove", r(sec.disallow), methods=post),
+            Route("/namespaces/{name}/webhooks", r(hooks.index), methods=get),
+            Route("/namespaces/{name}/webhooks", r(hooks.create), methods=post),
+            Route("/namespaces/{name}/webhooks/{id}", r(hooks.show), methods=get),
+            Route("/namespaces/{name}/webhooks/{id}/enable", r(hooks.toggle), methods=post),
+            Route("/namespaces/{name}/webhooks/{id}/delete", r(hooks.delete), methods=post),
+            Route("/namespaces/{name}/webhooks/{id}/rotate", r(hooks.rotate), methods=post),
+            Route("/namespaces/{name}/webhooks/{id}/ping", r(hooks.ping), methods=post),
+            Route("/namespaces/{name}/webhooks/{id}/deliveries/{delivery}/redeliver", r(hooks.redeliver), methods=post),
             Route("/repositories", r(repos.index), methods=get),
             Route("/repositories", r(repos.create), methods=post),
             Route("/repo/{path:path}", r(repos.dispatch), methods=["GET", "POST"]),
