@@ -132,8 +132,10 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
+    # The scanner's SBOM referrers would appear beside what the tests push, at moments the embedded
+    # worker chooses: off here (tests/integration/test_scans.py turns it on).
     return load_settings(data_dir=tmp_path / "data", database={"url": db_url},
-                         gc={"interval_seconds": 0}, uploads={"purge_interval_seconds": 0})
+                         gc={"interval_seconds": 0}, uploads={"purge_interval_seconds": 0}, scan={"sbom": False})
 
 
 @pytest.fixture
