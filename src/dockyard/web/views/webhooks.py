@@ -14,8 +14,8 @@ from starlette.responses import Response
 from dockyard.core import webhooks as wh
 from dockyard.management.errors import NotFound
 from dockyard.management.service import ManagementService
+from dockyard.management.webhooks import NewSecret
 from dockyard.meta.webhooks import Delivery
-from dockyard.registry.webhooks import NewSecret
 from dockyard.web.framework import Console, Ctx, safe_next, url
 
 DELIVERIES_PAGE = 50
