@@ -132,10 +132,12 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    # The scanner's SBOM referrers would appear beside what the tests push, at moments the embedded
-    # worker chooses: off here (tests/integration/test_scans.py turns it on).
+    # Scanning is off here: the embedded worker's scans of what the tests push would add SBOM
+    # referrers and briefly lock blob rows (the scans table's foreign key) at moments it chooses,
+    # which GC's exact sets cannot allow for. tests/integration/test_scans.py and the console's
+    # security tests turn it on.
     return load_settings(data_dir=tmp_path / "data", database={"url": db_url},
-                         gc={"interval_seconds": 0}, uploads={"purge_interval_seconds": 0}, scan={"sbom": False})
+                         gc={"interval_seconds": 0}, uploads={"purge_interval_seconds": 0}, scan={"enabled": False})
 
 
 @pytest.fixture
