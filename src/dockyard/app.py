@@ -42,7 +42,7 @@ from dockyard.meta.content import ContentStore
 from dockyard.meta.credentials import CredentialStore
 from dockyard.meta.db import Database
 from dockyard.meta.events import EventStore, Subscriber
-from dockyard.jobs.kinds import GC
+from dockyard.jobs.kinds import GC, IMAGE_BACKFILL, SCAN_REEVALUATE, JobServices, job_kinds, schedules
 from dockyard.jobs.worker import Schedule, Worker
 from dockyard.meta.jobs import JobStore
 from dockyard.meta.leases import node_holder
@@ -205,35 +205,35 @@ def scan_on_push(store: ScanStore, conn: Any, event: Event) -> None:
 
 
 def reevaluate_if_changed(services: Services) -> None:
-    from dockyard.jobs.kinds import SCAN_REEVALUATE
-
     if services.settings.scan.enabled and services.scans.database_changed():
         services.jobs.submit(SCAN_REEVALUATE, unique_key=SCAN_REEVALUATE)
 
 
 def console_link(settings: Settings, repository: str, digest: str) -> str:
-    base = (settings.server.public_url or f"http://{settings.server.listen}").rstrip("/")
-    return f"{base}/console/repo/{repository}/-/versions/{digest}/security"
+    return f"{settings.base_url}/console/repo/{repository}/-/versions/{digest}/security"
 
 
 def public_links(settings: Settings) -> wh.Links:
     """This registry's address in webhook payloads: server.public_url, else the listen address."""
     from urllib.parse import urlsplit
 
-    base = (settings.server.public_url or f"http://{settings.server.listen}").rstrip("/")
+    base = settings.base_url
     return wh.Links(registry=urlsplit(base).netloc or settings.server.listen, base_url=base)
+
+
+def job_services(services: Services) -> JobServices:
+    """What the job handlers work with (jobs/kinds.py), from the services."""
+    return JobServices(settings=services.settings, gc=services.gc, manifests=services.manifests,
+                       uploads=services.uploads, sessions=services.sessions, images=services.images,
+                       scans=services.scans, webhooks=services.webhooks)
 
 
 def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
     """The job worker of a process (`dockyard serve`'s embedded one, or `dockyard worker`). With
     concurrency 0 it runs no job but still does the node's part: schedules, reclaiming dead
     workers' jobs, and the node-local ticks (flushing buffered pull counts)."""
-    from dockyard.jobs.kinds import IMAGE_BACKFILL, JobServices, job_kinds, schedules
-
     settings = services.settings
-    wired = JobServices(settings=settings, gc=services.gc, manifests=services.manifests, uploads=services.uploads,
-                        sessions=services.sessions, images=services.images, scans=services.scans,
-                        webhooks=services.webhooks)
+    wired = job_services(services)
     # Facts (size, platform) of manifests pushed before migration 0003: once per installation.
     once = Schedule(IMAGE_BACKFILL, IMAGE_BACKFILL, 10 * 365 * 86400, unique_key=IMAGE_BACKFILL)
     return Worker(

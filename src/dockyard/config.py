@@ -14,6 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 
+def _networks(value: list[str]) -> list[str]:
+    """A list setting of IP addresses or CIDR networks, each checked."""
+    for item in value:
+        try:
+            ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"expected an IP address or network such as 10.0.0.0/8, got {item!r}") from None
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -48,12 +58,7 @@ class ServerSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item.strip(), strict=False)
-            except ValueError:
-                raise ValueError(f"expected an IP address or network such as 10.0.0.0/8, got {item!r}") from None
-        return value
+        return _networks(value)
 
     @property
     def host(self) -> str:
@@ -192,12 +197,7 @@ class OutboundSettings(_Section):
     @field_validator("allowed_networks")
     @classmethod
     def _check_networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item.strip(), strict=False)
-            except ValueError:
-                raise ValueError(f"expected an IP address or network such as 10.0.0.0/8, got {item!r}") from None
-        return value
+        return _networks(value)
 
 
 class LimitSettings(_Section):
@@ -268,6 +268,12 @@ class Settings(BaseSettings):
     @property
     def upload_root(self) -> Path:
         return (self.data_dir / "uploads").resolve()
+
+    @property
+    def base_url(self) -> str:
+        """This registry's URL in links it hands out (webhook payloads, pull-policy messages):
+        server.public_url, else http://LISTEN."""
+        return (self.server.public_url or f"http://{self.server.listen}").rstrip("/")
 
     @property
     def vulndb_path(self) -> Path:

@@ -253,3 +253,42 @@ def run_together(fns: list[Callable[[], T]], timeout: float = 30.0) -> list[T]:
     errors = [r for r in results if isinstance(r, BaseException)]
     assert not errors, errors
     return results
+
+
+# -- jobs, run by hand ---------------------------------------------------------------------------------
+class _JobCtx:
+    """What a handler gets from a worker: never cancelled, progress ignored."""
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+
+    def check(self) -> None:
+        pass
+
+    def progress(self, done: int, total: int | None = None, force: bool = False) -> None:
+        pass
+
+
+def run_jobs(services: Any, kinds: tuple[str, ...], raise_errors: bool = False) -> list[Any]:
+    """Dispatch events, then run every due job of `kinds` once through its handler, as a worker
+    would (the tests' apps run no embedded worker): a failed attempt is queued again an hour later,
+    or with `raise_errors` raised. Returns the outcomes (results, or the exceptions)."""
+    from dockyard.app import job_services
+    from dockyard.jobs.kinds import job_kinds
+
+    handlers = {k.name: k.handler for k in job_kinds(job_services(services))}
+    outcomes: list[Any] = []
+    services.events.dispatch_all()
+    while (job := services.jobs.claim("test", kinds, 60)) is not None:
+        try:
+            result = handlers[job.kind](_JobCtx(job), job.args)
+        except Exception as exc:  # noqa: BLE001 (the worker's part: record and retry later)
+            if raise_errors:
+                raise
+            services.jobs.fail(job.id, "test", str(exc), 3600 if job.attempts < job.max_attempts else None)
+            outcomes.append(exc)
+        else:
+            services.jobs.succeed(job.id, "test", result)
+            outcomes.append(result)
+        services.events.dispatch_all()
+    return outcomes

@@ -24,7 +24,7 @@ from dockyard.jobs.kinds import SCAN_REEVALUATE
 from dockyard.meta.scans import SCAN_IMAGE
 from dockyard.scan.vulndb import import_paths
 from dockyard.storage.layout import blob_path
-from tests.integration.helpers import descriptor, dumps, image_manifest, push_blob, put_manifest, sha256
+from tests.integration.helpers import descriptor, dumps, image_manifest, push_blob, put_manifest, run_jobs, sha256
 from tests.unit.scan.layerkit import File, dist_info, dpkg_stanza, dpkg_status, layer, os_release
 
 VULNDATA = Path(__file__).resolve().parents[1] / "data" / "vulndata"
@@ -79,34 +79,7 @@ def push_layers(client: TestClient, repo: str, tag: str | None, layers: list[byt
 
 def run_scans(services: Any) -> int:
     """Dispatch events, then run every queued scan job through its handler, as a worker would."""
-    from dockyard.jobs.kinds import JobServices, job_kinds
-
-    services.events.dispatch_all()
-    wired = JobServices(settings=services.settings, gc=services.gc, manifests=services.manifests,
-                        uploads=services.uploads, sessions=services.sessions, images=services.images,
-                        scans=services.scans)
-    handlers = {k.name: k.handler for k in job_kinds(wired)}
-    ran = 0
-    while True:
-        job = services.jobs.claim("test", [SCAN_IMAGE, SCAN_REEVALUATE], 60)
-        if job is None:
-            return ran
-        ctx = _Ctx(job)
-        result = handlers[job.kind](ctx, job.args)  # type: ignore[arg-type]
-        services.jobs.succeed(job.id, "test", result)
-        ran += 1
-        services.events.dispatch_all()
-
-
-class _Ctx:
-    def __init__(self, job: Any) -> None:
-        self.job = job
-
-    def check(self) -> None:
-        pass
-
-    def progress(self, done: int, total: int | None = None, force: bool = False) -> None:
-        pass
+    return len(run_jobs(services, (SCAN_IMAGE, SCAN_REEVALUATE), raise_errors=True))
 
 
 def vulns(client: TestClient, repo: str, ref: str) -> dict[str, Any]:

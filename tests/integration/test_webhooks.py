@@ -18,13 +18,13 @@ from starlette.testclient import TestClient
 
 from dockyard.app import Services, build_services, create_app
 from dockyard.config import Settings, load_settings
-from dockyard.jobs.kinds import JobServices, job_kinds
 from dockyard.meta.db import utcnow
 from dockyard.meta.scans import SCAN_IMAGE
 from dockyard.meta.tables import jobs, webhooks
 from dockyard.meta.webhooks import WEBHOOK_DELIVER
 from dockyard.registry.webhooks import MAX_ATTEMPTS
 from tests.conftest import basic, hashed
+from tests.integration.helpers import run_jobs as run_all
 from tests.integration.helpers import OCI_CONFIG, OCI_LAYER, descriptor, dumps, image_manifest, push_blob, push_image, \
     put_manifest, sha256
 from tests.unit.scan.layerkit import File, layer, os_release
@@ -48,42 +48,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 def run_jobs(services: Services, kinds: tuple[str, ...] = (WEBHOOK_DELIVER,)) -> list[Any]:
-    """Dispatch events, then run every due job of `kinds` once through its handler, as a worker
-    would: a failed attempt is queued again an hour later (see `due_now`). Returns the outcomes."""
-    wired = JobServices(settings=services.settings, gc=services.gc, manifests=services.manifests,
-                        uploads=services.uploads, sessions=services.sessions, images=services.images,
-                        scans=services.scans, webhooks=services.webhooks)
-    handlers = {k.name: k.handler for k in job_kinds(wired)}
-    outcomes: list[Any] = []
-    services.events.dispatch_all()
-    while (job := services.jobs.claim("test", kinds, 60)) is not None:
-        try:
-            result = handlers[job.kind](_Ctx(job), job.args)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 (the worker's part: record and retry later)
-            services.jobs.fail(job.id, "test", str(exc), 3600 if job.attempts < job.max_attempts else None)
-            outcomes.append(exc)
-        else:
-            services.jobs.succeed(job.id, "test", result)
-            outcomes.append(result)
-        services.events.dispatch_all()
-    return outcomes
+    """Webhook deliveries (and whatever else `kinds` names), run by hand: helpers.run_jobs."""
+    return run_all(services, kinds)
 
 
 def due_now(services: Services) -> None:
     """The backoff has passed: queued jobs may run."""
     with services.db.write() as conn:
         conn.execute(update(jobs).where(jobs.c.state == "queued").values(run_at=utcnow()))
-
-
-class _Ctx:
-    def __init__(self, job: Any) -> None:
-        self.job = job
-
-    def check(self) -> None:
-        pass
-
-    def progress(self, done: int, total: int | None = None, force: bool = False) -> None:
-        pass
 
 
 def create(client: TestClient, ns: str, url: str, **fields: Any) -> dict[str, Any]:

@@ -136,6 +136,16 @@ def checked(validate: Callable[[str], T], value: str) -> T:
         raise Invalid(exc.message) from None
 
 
+def writer_of(actor: Actor) -> User:
+    """The user allowed to change things: signed in with the account password, not a robot, not
+    a temporary password (raises Unauthenticated or Forbidden)."""
+    _ServiceBase._authenticated(actor)
+    if actor.read_only or actor.user is None:
+        raise Forbidden("robot accounts, temporary passwords and registry passwords may only read; "
+                        "sign in with the account password to change things")
+    return actor.user
+
+
 class _ServiceBase:
     def __init__(self, *, users: UserStore, namespaces: NamespaceStore, credentials: CredentialStore,
                  audit: AuditStore, auth: AuthService, queries: ManagementQueries, temp_password_ttl: int,
@@ -174,13 +184,9 @@ class _ServiceBase:
                             "for the registry only; sign in with the account password to use this")
         return actor.principal
 
-    def _writer(self, actor: Actor) -> User:
-        """The user allowed to change things: not a robot, not a temporary password."""
-        self._authenticated(actor)
-        if actor.read_only or actor.user is None:
-            raise Forbidden("robot accounts, temporary passwords and registry passwords may only read; "
-                            "sign in with the account password to change things")
-        return actor.user
+    @staticmethod
+    def _writer(actor: Actor) -> User:
+        return writer_of(actor)
 
     def _role(self, actor: Actor, namespace: str) -> str | None:
         user = actor.user

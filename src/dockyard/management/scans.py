@@ -21,7 +21,7 @@ from dockyard.core.errors import RegistryError
 from dockyard.core.manifest import parse_manifest
 from dockyard.core.names import validate_name, validate_namespace, validate_tag
 from dockyard.core.scopes import Scope
-from dockyard.management.base import Actor, checked
+from dockyard.management.base import Actor, checked, writer_of
 from dockyard.management.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from dockyard.meta.audit import AuditStore
 from dockyard.meta.content import ContentStore
@@ -77,17 +77,12 @@ class ScansService:
             raise Forbidden(f"you may not {action} {repository}")
 
     def _owner(self, actor: Actor, namespace: str | None) -> None:
-        principal = actor.principal
-        if principal is None:
-            raise Unauthenticated("authentication required")
-        if actor.read_only or actor.user is None:
-            raise Forbidden("robot accounts, temporary passwords and registry passwords may only read; "
-                            "sign in with the account password to change things")
-        if actor.is_admin:
+        user = writer_of(actor)
+        if user.is_admin:
             return
         if namespace is None:
             raise Forbidden("administrators only")
-        if self.namespaces.roles_of(actor.user.username).get(namespace) != "owner":
+        if self.namespaces.roles_of(user.username).get(namespace) != "owner":
             raise Forbidden(f"only an owner of {namespace!r} or an administrator may do that")
 
     def _resolve(self, repository: str, reference: str) -> tuple[str, str]:
@@ -153,14 +148,15 @@ class ScansService:
         for r in reports:
             for k, v in r.summary.items():
                 combined[k] += v
-        statuses = [report_json(r)["status"] for r in reports]
+        platforms = [{"platform": r.platform, **report_json(r)} for r in reports]
+        statuses = [p["status"] for p in platforms]
         status = next((s for s in ("running", "queued", "failed") if s in statuses), "done" if statuses else "unsupported")
         if statuses and all(s == "unsupported" for s in statuses):
             status = "unsupported"
         row = self.store.get(digest)
         return {"digest": digest, "status": status, "summary": combined,
                 "scanned_at": row.scanned_at.isoformat() if row and row.scanned_at else None,
-                "platforms": [{"platform": r.platform, **report_json(r)} for r in reports]}
+                "platforms": platforms}
 
     def packages(self, actor: Actor, repository: str, reference: str) -> dict[str, Any]:
         digest, is_index, reports = self.reports(actor, repository, reference)
@@ -210,10 +206,7 @@ class ScansService:
                     counts = self.report(child, None, allowed).summary
                 for k in SEVERITIES:
                     summary[k] += int(counts.get(k, 0))
-            status = next((s for s in ("running", "queued", "failed", "not_scanned") if s in statuses), "done")
-            if statuses and all(s == "unsupported" for s in statuses):
-                status = "unsupported"
-            out[digest] = {"status": status, "summary": summary}
+            out[digest] = {"status": combined_status(statuses), "summary": summary}
         return out
 
     def can_request(self, actor: Actor, repository: str) -> bool:
@@ -301,6 +294,13 @@ class ScansService:
         if not self.store.disallow(entry_id, namespace):
             raise NotFound(f"allowlist entry {entry_id} not found")
         self._record(actor, "allowlist.remove", namespace or "*", {"id": entry_id})
+
+
+def combined_status(statuses: list[str]) -> str:
+    """The status of an index (or a list row) from its platforms' scan statuses."""
+    if statuses and all(s == "unsupported" for s in statuses):
+        return "unsupported"
+    return next((s for s in ("running", "queued", "failed", "not_scanned") if s in statuses), "done")
 
 
 def _iso(value: datetime | None) -> str | None:

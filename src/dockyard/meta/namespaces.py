@@ -51,6 +51,12 @@ def repository_of(row: Any, namespace_public: bool) -> Repository:
                       last_push_at=row.last_push_at)
 
 
+def namespace_id(conn: Connection, name: str) -> int | None:
+    """The id of the namespace with this name, or None (for stores that hang rows off namespaces)."""
+    found = conn.execute(select(namespaces.c.id).where(namespaces.c.name == name)).scalar()
+    return None if found is None else int(found)
+
+
 class LastOwner(Exception):
     """A change of members that would leave a namespace without an owner."""
 

@@ -9,7 +9,7 @@ while it is scanned again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from dockyard.core.events import SCAN_FINISHED, SYSTEM, NewEvent, Origin
 from dockyard.meta.db import Database, aware, utcnow
 from dockyard.meta.events import EventStore
 from dockyard.meta.jobs import JobStore
+from dockyard.meta.namespaces import namespace_id
 from dockyard.meta.sql import upsert
 from dockyard.meta.tables import blobs, namespaces, scan_allowlist, scan_policies, scans
 
@@ -98,6 +99,13 @@ class Allowed:
 
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or self.expires_at > now
+
+
+_POLICIES = select(namespaces.c.name, scan_policies).join(namespaces, namespaces.c.id == scan_policies.c.namespace_id)
+
+
+def _policy(row: Any) -> Policy:
+    return Policy(bool(row.scan_on_push), row.block_severity, bool(row.block_unscanned))
 
 
 class ScanStore:
@@ -209,33 +217,24 @@ class ScanStore:
             return {row.status: int(row.n) for row in
                     conn.execute(select(scans.c.status, func.count().label("n")).group_by(scans.c.status))}
 
-    def iter_digests(self, status: str) -> Iterator[str]:
-        with self.db.read() as conn:
-            yield from conn.execute(select(scans.c.digest).where(scans.c.status == status)).scalars().all()
-
     # -- policies ------------------------------------------------------------------------------------
     def policy(self, namespace: str) -> Policy:
         with self.db.read() as conn:
-            row = conn.execute(select(scan_policies).join(namespaces, namespaces.c.id == scan_policies.c.namespace_id)
-                               .where(namespaces.c.name == namespace)).first()
-        return Policy() if row is None else Policy(bool(row.scan_on_push), row.block_severity, bool(row.block_unscanned))
+            return self.policy_in(conn, namespace)
 
     def policies(self) -> dict[str, Policy]:
         """Every namespace with a policy row (for a cache of pull decisions)."""
         with self.db.read() as conn:
-            rows = conn.execute(select(namespaces.c.name, scan_policies)
-                                .join(namespaces, namespaces.c.id == scan_policies.c.namespace_id)).all()
-        return {r.name: Policy(bool(r.scan_on_push), r.block_severity, bool(r.block_unscanned)) for r in rows}
+            return {row.name: _policy(row) for row in conn.execute(_POLICIES)}
 
     @staticmethod
     def policy_in(conn: Connection, namespace: str) -> Policy:
-        row = conn.execute(select(scan_policies).join(namespaces, namespaces.c.id == scan_policies.c.namespace_id)
-                           .where(namespaces.c.name == namespace)).first()
-        return Policy() if row is None else Policy(bool(row.scan_on_push), row.block_severity, bool(row.block_unscanned))
+        row = conn.execute(_POLICIES.where(namespaces.c.name == namespace)).first()
+        return Policy() if row is None else _policy(row)
 
     def set_policy(self, namespace: str, policy: Policy) -> bool:
         with self.db.write() as conn:
-            ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
+            ns_id = namespace_id(conn, namespace)
             if ns_id is None:
                 return False
             upsert(conn, scan_policies, {"namespace_id": ns_id, "scan_on_push": policy.scan_on_push,
@@ -268,7 +267,7 @@ class ScanStore:
         with self.db.write() as conn:
             ns_id = None
             if namespace is not None:
-                ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
+                ns_id = namespace_id(conn, namespace)
                 if ns_id is None:
                     return None
             scope = scan_allowlist.c.namespace_id.is_(None) if ns_id is None else scan_allowlist.c.namespace_id == ns_id
@@ -285,7 +284,7 @@ class ScanStore:
             if namespace is None:
                 scope = scan_allowlist.c.namespace_id.is_(None)
             else:
-                ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
+                ns_id = namespace_id(conn, namespace)
                 if ns_id is None:
                     return False
                 scope = scan_allowlist.c.namespace_id == ns_id

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from dockyard.core.access import is_public
 from dockyard.meta.db import Database, aware, utcnow
 from dockyard.meta.jobs import JobStore
+from dockyard.meta.namespaces import namespace_id
 from dockyard.meta.tables import namespaces, repositories, webhook_attempts, webhook_deliveries, webhooks
 
 WEBHOOK_DELIVER = "webhook.deliver"  # the job kind that makes a delivery's attempts (jobs/kinds.py)
@@ -116,7 +117,7 @@ class WebhookStore:
                enabled: bool, description: str | None, sealed_secret: str, created_by: str) -> Webhook | None:
         """None when the namespace does not exist."""
         with self.db.write() as conn:
-            ns_id = conn.execute(select(namespaces.c.id).where(namespaces.c.name == namespace)).scalar()
+            ns_id = namespace_id(conn, namespace)
             if ns_id is None:
                 return None
             now = utcnow()

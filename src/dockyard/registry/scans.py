@@ -30,7 +30,7 @@ from dockyard.core.image import has_image_config, layers_with_history
 from dockyard.core.manifest import ParsedManifest, parse_manifest
 from dockyard.meta.content import ContentStore
 from dockyard.meta.events import EventStore
-from dockyard.meta.scans import Allowed, Evaluated, Policy, ScanRow, ScanStore
+from dockyard.meta.scans import Allowed, Evaluated, Policy, ScanStore
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.uploads import UploadService
 from dockyard.scan import sbom
@@ -48,6 +48,7 @@ from dockyard.scan.codec import (
 from dockyard.scan.inventory import LayerSource, Limits, ScanFailed, Unsupported, build_inventory
 from dockyard.scan.matcher import AdvisoryIndex
 from dockyard.scan.model import SEVERITIES, Finding, severity_rank
+from dockyard.scan.vulndb import status as db_status
 from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.scans")
@@ -134,8 +135,7 @@ class ScanService:
         inventory = outcome.inventory
         index = self.index()
         findings = index.match(inventory.os, inventory.packages)
-        previous = self.store.get(digest, heavy=True)
-        new = self._new_keys(findings, previous.findings if previous else None)
+        new = self._new_keys(findings, self.store.findings_of([digest]).get(digest))
         summary = summarize(findings)
         self._finish(digest, repository, "done", inventory=encode_inventory(inventory),
                      findings=encode_findings(findings, new), summary=summary,
@@ -144,7 +144,7 @@ class ScanService:
                      db_id=index.db_id or None, db_updated_at=index.updated_at, notes=outcome.notes)
         if self.settings.scan.sbom and repository:
             try:
-                self.push_sboms(repository, digest, parsed, inventory)
+                self.push_sboms(repository, digest, inventory)
             except Exception:
                 log.warning("scan of %s: the SBOMs could not be pushed to %s", digest, repository, exc_info=True)
         return {"status": "done", "packages": len(inventory.packages), "vulnerabilities": len(findings),
@@ -175,14 +175,14 @@ class ScanService:
 
     @staticmethod
     def _new_keys(findings: list[Finding], previous: bytes | None) -> set[tuple[str, str, str]] | None:
-        before = decode_findings(previous)
+        before = decode_rows(previous)
         if before is None:
             return None  # a first scan: nothing is "new since the last one"
-        known = {finding_key(f) for f, _ in before}
+        known = {row_key(r) for r in before}
         return {finding_key(f) for f in findings} - known
 
     # -- SBOMs ---------------------------------------------------------------------------------------
-    def push_sboms(self, repository: str, digest: str, parsed: ParsedManifest, inventory: Any) -> list[str]:
+    def push_sboms(self, repository: str, digest: str, inventory: Any) -> list[str]:
         """Push CycloneDX and SPDX SBOMs with the image as their subject, replacing the ones
         Dockyard pushed before for it."""
         record = self.content.get_manifest(repository, digest)
@@ -240,8 +240,6 @@ class ScanService:
     def database_changed(self) -> bool:
         """True once per new advisory database file seen by this process (worker tick), when
         some stored inventory was evaluated against another one."""
-        from dockyard.scan.vulndb.store import status as db_status
-
         try:
             st = os.stat(self.db_path)
             identity: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -318,29 +316,24 @@ class PullGuard:
         if policy.block_severity is None:
             return
         threshold = severity_rank(policy.block_severity)
-        allowed = active_ids(self.store.allowlist(namespace))
+        # Only rows whose summary counts something at or above the threshold need their findings
+        # (read in one query), to leave out what the allowlist accepts.
+        over = [d for d, row in rows.items() if row.status in ("done", "queued", "running") and row.summary
+                and any(row.summary.get(s, 0) for s in SEVERITIES[:threshold + 1])]
         count = 0
-        for d in digests:
-            row = rows.get(d)
-            count += self._count(row, threshold, allowed) if row is not None else 0
+        if over:
+            allowed = active_ids(self.store.allowlist(namespace))
+            for data in self.store.findings_of(over).values():
+                count += sum(1 for f, _ in decode_findings(data) or []
+                             if severity_rank(f.severity) <= threshold and not is_allowed(f, allowed))
         if count:
             raise Denied(f"{repository}@{digest} has {count} vulnerabilit{'y' if count == 1 else 'ies'} of severity "
                          f"{policy.block_severity} or higher, and the policy of namespace {namespace} blocks its "
                          f"pulls; see {self.console_url(repository, digest)}")
 
-    def _count(self, row: ScanRow, threshold: int, allowed: set[str]) -> int:
-        if row.status not in ("done", "queued", "running") or not row.summary:
-            return 0
-        if not any(row.summary.get(s, 0) for s in SEVERITIES[:threshold + 1]):
-            return 0
-        findings = decode_findings(self.store.findings_of([row.digest]).get(row.digest)) or []
-        return sum(1 for f, _ in findings if severity_rank(f.severity) <= threshold and not is_allowed(f, allowed))
-
 
 def vulndb_report(settings: Settings, store: ScanStore) -> dict[str, Any]:
     """The advisory database's status for the API and console (GET /api/v1/vulndb)."""
-    from dockyard.scan.vulndb.store import status as db_status
-
     path = settings.vulndb_path
     found = db_status(path)
     sources = [{"name": src.name, "kind": src.kind, "records": src.records, "imported_at": src.imported_at,

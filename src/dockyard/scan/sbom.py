@@ -10,7 +10,6 @@ unchanged image again stores nothing new.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from cyclonedx.schema import SchemaVersion
 from packageurl import PackageURL
 
 from dockyard import __version__
+from dockyard.core.digest import Digest
 from dockyard.scan.model import Inventory, Package
 from dockyard.scan.purls import purl_of
 
@@ -46,7 +46,7 @@ class Subject:
 
 
 def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return str(Digest.of(data))
 
 
 def _layer_digest(inventory: Inventory, package: Package) -> str | None:

@@ -465,14 +465,17 @@ class S3BlobStore:
                 return None
             raise
 
-    def _get(self, key: str, range_: str | None = None) -> bytes:
+    def _get_object(self, key: str, range_: str | None = None, missing: str | None = None) -> dict[str, Any]:
+        """GetObject (of a byte range); FileNotFoundError(`missing`, else the key) when it is not there."""
         try:
-            args = {"Bucket": self.bucket, "Key": key, **({"Range": range_} if range_ else {})}
-            body = self.client.get_object(**args)["Body"]
+            return self.client.get_object(Bucket=self.bucket, Key=key, **({"Range": range_} if range_ else {}))  # type: ignore[no-any-return]
         except ClientError as exc:
             if _not_found(exc):
-                raise FileNotFoundError(key) from None
+                raise FileNotFoundError(missing or key) from None
             raise
+
+    def _get(self, key: str, range_: str | None = None) -> bytes:
+        body = self._get_object(key, range_)["Body"]
         try:
             return bytes(body.read())
         finally:
@@ -493,33 +496,16 @@ class S3BlobStore:
             if self.stat(digest) is None:
                 raise FileNotFoundError(digest)
             return S3Reader(None, 0)
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.blob_key(digest),
-                                          Range=f"bytes={offset}-{offset + length - 1}")["Body"]
-        except ClientError as exc:
-            if _not_found(exc):
-                raise FileNotFoundError(digest) from None
-            raise
+        body = self._get_object(self.blob_key(digest), f"bytes={offset}-{offset + length - 1}", digest)["Body"]
         return S3Reader(body, length)
 
     def open_stream(self, digest: str) -> BinaryIO:
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.blob_key(digest))["Body"]
-        except ClientError as exc:
-            if _not_found(exc):
-                raise FileNotFoundError(digest) from None
-            raise
-        return body  # type: ignore[no-any-return]  (botocore's StreamingBody: read(n), close())
+        return self._get_object(self.blob_key(digest), None, digest)["Body"]  # type: ignore[no-any-return]  (StreamingBody: read(n), close())
 
     def open_for_cache(self, digest: str, length: int, fill: Callable[[str, int], Any]) -> S3Reader:
         """The first `length` bytes, copied by `fill(digest, size)`'s sink as they are read
         when they are the whole blob (storage/cache.py)."""
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self.blob_key(digest), Range=f"bytes=0-{length - 1}")
-        except ClientError as exc:
-            if _not_found(exc):
-                raise FileNotFoundError(digest) from None
-            raise
+        response = self._get_object(self.blob_key(digest), f"bytes=0-{length - 1}", digest)
         total = response.get("ContentRange", "").rpartition("/")[2]
         sink = fill(digest, length) if total == str(length) else None
         return S3Reader(response["Body"], length, sink)

@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from dockyard import __version__
 from dockyard.api.management.schemas import ErrorBody
+from dockyard.management.errors import NotFound
 
 PREFIX = "/api/v1"
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -27,6 +28,13 @@ ERROR_STATUSES = {
     422: "Invalid input.",
     429: "Too many failed logins; see Retry-After.",
 }
+
+
+def path_id(value: str, what: str) -> int:
+    """A numeric id from the path (job, webhook, allowlist entry): anything else is that thing not found."""
+    if not value.isdigit() or len(value) > 18:
+        raise NotFound(f"{what} {value} not found")
+    return int(value)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Match, Route
 from dockyard.api.bodies import BodyTooLarge, media_type, read_limited
 from dockyard.api.management import schemas as s
 from dockyard.api.management.docs import render_docs
-from dockyard.api.management.openapi import Endpoint, build_openapi
+from dockyard.api.management.openapi import Endpoint, build_openapi, path_id
 from dockyard.api.management.scans import ScanEndpoints
 from dockyard.api.management.webhooks import WebhookEndpoints
 from dockyard.api.credentials import basic_credentials, client_address
@@ -369,10 +369,7 @@ class ManagementAPI:
 
     @staticmethod
     def _job_id(c: Call) -> int:
-        value = c.path["id"]
-        if not value.isdigit() or len(value) > 18:
-            raise NotFound(f"job {value} not found")
-        return int(value)
+        return path_id(c.path["id"], "job")
 
     def list_jobs(self, c: Call) -> s.JobList:
         """Administrators. Every state, newest first, unless filtered."""

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from dockyard.api.management import scan_schemas as ss
-from dockyard.api.management.openapi import Endpoint
-from dockyard.management.errors import NotFound
+from dockyard.api.management.openapi import Endpoint, path_id
 from dockyard.management.scans import ScansService
 
 if TYPE_CHECKING:
@@ -77,10 +76,7 @@ class ScanEndpoints:
 
     @staticmethod
     def _id(c: Call) -> int:
-        value = c.path["id"]
-        if not value.isdigit() or len(value) > 18:
-            raise NotFound(f"allowlist entry {value} not found")
-        return int(value)
+        return path_id(c.path["id"], "allowlist entry")
 
     def list_namespace_allowlist(self, c: Call) -> ss.AllowedList:
         """The namespace's accepted vulnerabilities, expired ones included (`active: false`)."""

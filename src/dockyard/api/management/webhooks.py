@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dockyard.api.management import webhook_schemas as ws
-from dockyard.api.management.openapi import Endpoint
-from dockyard.management.errors import NotFound
+from dockyard.api.management.openapi import Endpoint, path_id
 from dockyard.management.service import ManagementService
 
 if TYPE_CHECKING:
@@ -24,10 +23,7 @@ class WebhookEndpoints:
 
     @staticmethod
     def _id(c: Call) -> int:
-        value = c.path["id"]
-        if not value.isdigit() or len(value) > 18:
-            raise NotFound(f"webhook {value} not found")
-        return int(value)
+        return path_id(c.path["id"], "webhook")
 
     def list_webhooks(self, c: Call) -> ws.WebhookList:
         """The namespace's webhooks (never their secrets)."""

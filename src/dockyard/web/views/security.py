@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from dockyard.core.access import namespace_of
 from dockyard.management.errors import Forbidden, Invalid, NotFound
 from dockyard.management.images import Version
-from dockyard.management.scans import BLOCK_SEVERITIES, Report, ScansService
+from dockyard.management.scans import BLOCK_SEVERITIES, Report, ScansService, combined_status
 from dockyard.meta.db import aware, utcnow
 from dockyard.meta.scans import STATUSES
 from dockyard.scan.codec import decode_inventory
@@ -153,10 +153,7 @@ def section_of(report: Report, filters: Filters) -> Section:
 
 
 def overall_status(sections: list[Section]) -> str:
-    statuses = [s.status for s in sections]
-    if statuses and all(s == "unsupported" for s in statuses):
-        return "unsupported"
-    return next((s for s in ("running", "queued", "failed", "not_scanned") if s in statuses), "done")
+    return combined_status([s.status for s in sections])
 
 
 def _file_name(*parts: str) -> str:
@@ -323,9 +320,8 @@ class SecurityViews:
         sources = [{**s, "imported_at": _when(s.get("imported_at")), "newest": s.get("newest")}
                    for s in report.get("sources", [])]
         counts = report.get("scans") or {}
-        # A database file that is not there yet reads as one without an id or sources.
-        present = bool(report.get("present")) and bool(report.get("db_id") or sources)
-        return self.c.render(ctx, "admin_security.html", vulndb=report, sources=sources, present=present,
+        return self.c.render(ctx, "admin_security.html", vulndb=report, sources=sources,
+                             present=bool(report.get("present")),
                              updated_at=_when(report.get("updated_at")),
                              scan_counts=[(s, int(counts.get(s, 0))) for s in STATUSES], scan_enabled=self.enabled,
                              allowlist=[(e, e.active(now)) for e in self.scans.allowlist(ctx.actor, None)])
