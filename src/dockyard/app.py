@@ -21,6 +21,7 @@ from dockyard.api.credentials import apply_forwarded, parse_networks
 from dockyard.api.distribution.access import Gate
 from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.router import RegistryAPI
+from dockyard.api.management.builds import BuildEndpoints
 from dockyard.api.management.routes import ManagementAPI
 from dockyard.api.management.scans import ScanEndpoints
 from dockyard.api.management.webhooks import WebhookEndpoints
@@ -38,11 +39,12 @@ from dockyard.management.jobs import JobsService
 from dockyard.management.scans import ScansService
 from dockyard.management.service import ManagementService
 from dockyard.meta.audit import AuditStore
+from dockyard.meta.builds import BuildStore
 from dockyard.meta.content import ContentStore
 from dockyard.meta.credentials import CredentialStore
 from dockyard.meta.db import Database
 from dockyard.meta.events import EventStore, Subscriber
-from dockyard.jobs.kinds import GC, IMAGE_BACKFILL, SCAN_REEVALUATE, JobServices, job_kinds, schedules
+from dockyard.jobs.kinds import GC, IMAGE_BACKFILL, SCAN_REEVALUATE, JobServices, build_kinds, job_kinds, schedules
 from dockyard.jobs.worker import Schedule, Worker
 from dockyard.meta.jobs import JobStore
 from dockyard.meta.leases import node_holder
@@ -57,6 +59,7 @@ from dockyard.meta.webhooks import WebhookStore
 from dockyard.outbound.client import OutboundClient
 from dockyard.registry.activity import Activity
 from dockyard.registry.blobs import BlobService
+from dockyard.registry.builds import BuildService, PushTarget
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.scans import PullGuard, ScanService, vulndb_report
@@ -88,6 +91,7 @@ class Services:
     events: EventStore
     scan_store: ScanStore
     webhooks: WebhookService
+    builds: BuildService = field(init=False)
     management: ManagementService = field(init=False)
     images: ImagesService = field(init=False)
     scans: ScanService = field(init=False)
@@ -147,7 +151,8 @@ def build_services(settings: Settings) -> Services:
     # Webhooks: a delivery and its job per matching webhook, in the dispatcher's transaction.
     # Their signing secrets are sealed with the secrets key; their requests go through the guard.
     outbound = settings.outbound
-    webhooks = WebhookService(WebhookStore(db, jobs), SecretBox(load_or_create_secrets_key(settings.secrets_key_path)),
+    box = SecretBox(load_or_create_secrets_key(settings.secrets_key_path))
+    webhooks = WebhookService(WebhookStore(db, jobs), box,
                               OutboundClient(outbound.allowed_networks, outbound.timeout_seconds, user_agent=USER_AGENT),
                               public_links(settings))
     events.subscribers.append(Subscriber("webhooks", wh.SOURCES, inline=webhooks.on_event))
@@ -172,6 +177,8 @@ def build_services(settings: Settings) -> Services:
         scan_store=scan_store,
         webhooks=webhooks,
     )
+    services.builds = BuildService(settings, BuildStore(db, jobs), events, box, services.auth.build_credential,
+                                   push_target(settings))
     services.scans = ScanService(settings=settings, store=scan_store, content=content, manifests=services.manifests,
                                  uploads=uploads, blobs=store, events=events)
     services.pull_guard = PullGuard(scan_store, lambda repository, digest: console_link(settings, repository, digest))
@@ -189,7 +196,7 @@ def build_services(settings: Settings) -> Services:
         users=users, namespaces=namespaces, credentials=credentials, audit=audit, auth=services.auth,
         queries=ManagementQueries(db), temp_password_ttl=settings.auth.temp_password_ttl_seconds,
         repositories_deleted=repositories_deleted, logins_ended=services.sessions.end_for_user,
-        dispatch_events=events.dispatch_all, webhooks=webhooks)
+        dispatch_events=events.dispatch_all, webhooks=webhooks, builds=services.builds)
     services.images = ImagesService(
         content=content, manifests=services.manifests, versions=VersionStore(db), auth=services.auth,
         activity_flush=services.activity.flush)
@@ -221,11 +228,24 @@ def public_links(settings: Settings) -> wh.Links:
     return wh.Links(registry=urlsplit(base).netloc or settings.server.listen, base_url=base)
 
 
+def push_target(settings: Settings) -> PushTarget:
+    """Where builds push: server.public_url's host, else the listen address (loopback for an
+    address that listens on every interface)."""
+    from urllib.parse import urlsplit
+
+    if settings.server.public_url:
+        url = urlsplit(settings.server.public_url)
+        return PushTarget(url.netloc, url.scheme == "https")
+    host, _, port = settings.server.listen.rpartition(":")
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}.get(host, host)
+    return PushTarget(f"{host}:{port}", False)
+
+
 def job_services(services: Services) -> JobServices:
     """What the job handlers work with (jobs/kinds.py), from the services."""
     return JobServices(settings=services.settings, gc=services.gc, manifests=services.manifests,
                        uploads=services.uploads, sessions=services.sessions, images=services.images,
-                       scans=services.scans, webhooks=services.webhooks)
+                       scans=services.scans, webhooks=services.webhooks, builds=services.builds)
 
 
 def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
@@ -248,8 +268,25 @@ def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
                ("webhook deliveries purge", 3600.0,
                 lambda: services.webhooks.store.purge(settings.jobs.retention_seconds)),
                # A new advisory database (`dockyard vulndb import|update`): re-evaluate stored images.
-               ("advisory database", 5.0, lambda: reevaluate_if_changed(services))],
+               ("advisory database", 5.0, lambda: reevaluate_if_changed(services)),
+               # Builds whose job ended without them (their worker died in the last attempt).
+               ("stranded builds", 5.0, services.builds.fail_stranded),
+               ("build hook deliveries purge", 3600.0,
+                lambda: services.builds.store.purge_deliveries(settings.jobs.retention_seconds))],
         listen_url=services.db.listen_url())
+
+
+def make_build_worker(services: Services, holder: str, labels: dict[str, str] | None = None) -> Worker | None:
+    """The node's build worker: `builds.concurrency` builds at once, apart from the other jobs
+    (a long build never holds a slot GC or a webhook delivery needs); None with builds off."""
+    settings = services.settings
+    if not settings.builds.enabled:
+        return None
+    wired = job_services(services)
+    return Worker(services.jobs, build_kinds(wired, {**settings.jobs.labels, **(labels or {})}), f"{holder}/b"[:64],
+                  concurrency=settings.builds.concurrency, lease_seconds=settings.jobs.lease_seconds,
+                  poll_seconds=settings.jobs.poll_seconds, grace_seconds=settings.jobs.grace_seconds,
+                  retention_seconds=settings.jobs.retention_seconds, listen_url=services.db.listen_url())
 
 
 def create_app(settings: Settings, services: Services | None = None) -> "DockyardApp":
@@ -284,11 +321,17 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
         await loop.run_in_executor(None, startup_purge)
         # Background work is jobs (jobs/kinds.py), run by this process's worker unless
         # `jobs.embedded_worker` is off (then `dockyard worker` processes run them).
-        worker = make_worker(services, node_holder(), settings.jobs.concurrency if settings.jobs.embedded_worker else 0)
-        worker.start()
+        holder = node_holder()
+        worker = make_worker(services, holder, settings.jobs.concurrency if settings.jobs.embedded_worker else 0)
+        builder = make_build_worker(services, holder) if settings.jobs.embedded_worker else None
+        for w in (worker, builder):
+            if w is not None:
+                w.start()
         try:
             yield
         finally:
+            if builder is not None:
+                await loop.run_in_executor(None, builder.stop)
             await loop.run_in_executor(None, worker.stop)
             await loop.run_in_executor(None, services.activity.flush)
             await loop.run_in_executor(None, services.events.dispatch_all)
@@ -310,7 +353,7 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
             Route("/auth/token", token.handle, methods=["GET", "POST"]),
             Mount("/api/v1", routes=ManagementAPI(services.management, services.auth, jobs_service, ScanEndpoints(
                 services.scan_reports, lambda: vulndb_report(settings, services.scan_store)),
-                WebhookEndpoints(services.management)).routes()),
+                WebhookEndpoints(services.management), BuildEndpoints(services.management, services.builds)).routes()),
         ],
         lifespan=lifespan,
     )

@@ -427,16 +427,25 @@ def _gc_remote(url: str, user: str | None, dry_run: bool, delete_untagged: bool 
 @main.command()
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Jobs run at once [default: jobs.concurrency].")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--labels", "labels", multiple=True, metavar="KEY=VALUE",
+              help="Worker labels (with jobs.labels): builds whose rule asks for them run here, e.g. region=overseas.")
 @click.pass_context
-def worker(ctx: click.Context, concurrency: int | None, data_dir: Path | None) -> None:
-    """Run background jobs (GC, purges…) apart from the API nodes, until SIGTERM or SIGINT: then
-    running jobs get jobs.grace_seconds to finish before they are handed back to the queue."""
+def worker(ctx: click.Context, concurrency: int | None, data_dir: Path | None, labels: tuple[str, ...]) -> None:
+    """Run background jobs (GC, purges, builds…) apart from the API nodes, until SIGTERM or SIGINT:
+    then running jobs get jobs.grace_seconds to finish before they are handed back to the queue."""
     import signal
     import threading
 
-    from dockyard.app import make_worker
+    from dockyard.app import make_build_worker, make_worker
     from dockyard.meta.leases import node_holder
 
+    pairs = {}
+    for item in ",".join(labels).split(","):
+        if item.strip():
+            key, sep, value = item.strip().partition("=")
+            if not sep or not key or not value:
+                raise click.BadParameter(f"{item!r}: KEY=VALUE", param_hint="--labels")
+            pairs[key] = value
     settings = _load(ctx, data_dir=data_dir)
     logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -449,12 +458,19 @@ def worker(ctx: click.Context, concurrency: int | None, data_dir: Path | None) -
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    runner = make_worker(services, node_holder(), concurrency or settings.jobs.concurrency)
+    holder = node_holder()
+    runner = make_worker(services, holder, concurrency or settings.jobs.concurrency)
+    builder = make_build_worker(services, holder, pairs)
     runner.start()
     click.echo(f"Dockyard {__version__} worker: {runner.concurrency} job(s) at once, kinds: {', '.join(sorted(runner.kinds))}", err=True)
+    if builder is not None:
+        builder.start()
+        click.echo(f"builds: {builder.concurrency} at once, kinds: {', '.join(sorted(builder.kinds))}", err=True)
     while not stop.wait(1.0):
         pass
     click.echo("stopping: running jobs finish or go back to the queue", err=True)
+    if builder is not None:
+        builder.stop()
     runner.stop()
     services.activity.flush()
     services.events.dispatch_all()

@@ -368,6 +368,39 @@ class Client:
             "POST", f"/namespaces/{seg(namespace)}/webhooks/{webhook_id}/deliveries/{seg(delivery_id)}/redeliver",
             json={}))
 
+    # -- builds ---------------------------------------------------------------------------------------
+    def put_build_config(self, repository: str, config: dict[str, Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], self.request("PUT", f"/repositories/{repo_path(repository)}/build-config", json=config))
+
+    def build_config(self, repository: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self.request("GET", f"/repositories/{repo_path(repository)}/build-config"))
+
+    def start_build(self, repository: str, ref: str, tags: list[str] | None = None) -> dict[str, Any]:
+        return cast(dict[str, Any], self.request("POST", f"/repositories/{repo_path(repository)}/builds",
+                                                 json=_compact({"ref": ref, "tags": tags or None})))
+
+    def builds(self, repository: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first."""
+        return cast(list[dict[str, Any]], self.request("GET", f"/repositories/{repo_path(repository)}/builds",
+                                                       params={"limit": limit})["builds"])
+
+    def build(self, build_id: int) -> dict[str, Any]:
+        return cast(dict[str, Any], self.request("GET", f"/builds/{build_id}"))
+
+    def cancel_build(self, build_id: int) -> dict[str, Any]:
+        return cast(dict[str, Any], self.request("POST", f"/builds/{build_id}/cancel", json={}))
+
+    def build_log(self, build_id: int, offset: int = 0) -> tuple[str, int, str]:
+        """(the log from `offset`, the log's size, the build's status)."""
+        path = f"/builds/{build_id}/log"
+        try:
+            response = self._http.get(API + path, params={"offset": offset})
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach {self.url}: {exc}") from None
+        if not response.is_success:
+            raise _error("GET", path, response)
+        return response.text, int(response.headers.get("x-log-size", "0")), response.headers.get("x-build-status", "")
+
     # -- jobs (administrators) ------------------------------------------------------------------------
     def jobs(self, kind: str | None = None, state: str | None = None, limit: int | None = None) -> Iterator[Job]:
         """Newest first."""

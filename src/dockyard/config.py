@@ -168,6 +168,9 @@ class JobSettings(_Section):
     grace_seconds: int = Field(30, ge=0, le=3600, description="On stop (SIGTERM), how long running jobs may finish "
                                "before they are handed back to the queue.")
     retention_seconds: int = Field(7 * 86400, ge=60, description="How long finished jobs stay listed.")
+    labels: dict[str, str] = Field(default_factory=dict, description="This node's worker labels, e.g. "
+                                   "{region: overseas}: a build rule with `worker_labels` runs only on workers that "
+                                   "have them (`dockyard worker --labels region=overseas` sets them too).")
 
 
 class ScanSettings(_Section):
@@ -184,9 +187,29 @@ class ScanSettings(_Section):
                                   "an archive (.tar.gz or .zip) of that feed; empty: the public feeds listed in the README.")
 
 
+class BuildSettings(_Section):
+    enabled: bool = Field(True, description="Run automated builds (`buildah`) on this node's workers; false: this "
+                          "node's workers take no build, builds wait for a node that does.")
+    concurrency: int = Field(1, ge=1, le=16, description="Builds a node runs at once (besides its other jobs).")
+    timeout_seconds: int = Field(3600, ge=10, le=86400, description="A build running longer is stopped (every "
+                                 "process of it killed) and marked failed; a build configuration may set less.")
+    workdir: Path | None = Field(None, description="Where builds clone sources and keep each repository's layer "
+                                 "cache. Default: DATA_DIR/builds.")
+    buildah: str = Field("buildah", description="The buildah program.")
+    isolation: str = Field("chroot", pattern="^(chroot|oci|rootless)$", description="buildah's isolation of RUN steps "
+                           "(README: what each gives).")
+    memory_mib: int = Field(4096, ge=64, description="Memory limit of all of a build's processes together: a cgroup's, "
+                            "where the host lets Dockyard create cgroups (else not enforced; see the README).")
+    max_file_gib: float = Field(20.0, gt=0, description="Largest file a build may write (RLIMIT_FSIZE).")
+    max_log_bytes: int = Field(4 << 20, ge=4096, description="A build's log is cut after this much.")
+    max_workspace_gib: float = Field(20.0, gt=0, description="A build whose work directory (the clone, temporary "
+                                     "files) grows past this is stopped and failed.")
+    poll_seconds: int = Field(30, ge=5, description="How often configurations with polling are looked at.")
+
+
 class OutboundSettings(_Section):
     allowed_networks: list[str] = Field(
-        default_factory=list, description="Networks (CIDR) that requests the registry makes for users (webhooks) may "
+        default_factory=list, description="Networks (CIDR) that requests the registry makes for users (webhooks, clone URLs) may "
         "reach although they are loopback, private, link-local, CGNAT or otherwise not public, e.g. [10.20.0.0/16] "
         "for deployers on the internal network. Empty: only public addresses."
     )
@@ -250,6 +273,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     scan: ScanSettings = ScanSettings()
     outbound: OutboundSettings = OutboundSettings()
+    builds: BuildSettings = BuildSettings()
     console: ConsoleSettings = ConsoleSettings()
     regions: list[RegionSettings] = Field(
         default_factory=list, description="Registry addresses shown in the console, one entry per region, each with "
@@ -278,6 +302,10 @@ class Settings(BaseSettings):
     @property
     def vulndb_path(self) -> Path:
         return (self.scan.db_path or self.data_dir / "vulndb" / "advisories.sqlite").resolve()
+
+    @property
+    def build_root(self) -> Path:
+        return (self.builds.workdir or self.data_dir / "builds").resolve()
 
     @property
     def key_path(self) -> Path:

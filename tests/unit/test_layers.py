@@ -16,14 +16,15 @@ ALLOWED: dict[str, set[str]] = {
     "meta": {"core"},
     "auth": {"core", "meta"},
     "outbound": {"core"},  # requests made for users (webhooks): the address guard and the pinned HTTP client
-    "registry": {"core", "meta", "storage", "config", "scan", "outbound"},
+    "builder": {"core"},  # the build child and its process management (no registry state, no settings)
+    "registry": {"core", "meta", "storage", "config", "scan", "outbound", "builder"},
     "management": {"core", "meta", "auth", "registry", "config", "scan"},
     "api": {"core", "meta", "auth", "registry", "management", "config", "storage", "scan"},
     "web": {"core", "meta", "auth", "management", "config", "api", "scan"},  # the console: services, never the HTTP API
     "jobs": {"core", "meta", "registry", "management", "config"},  # the worker and the handlers over the services
 }
 # Only api/ (and app/cli) serve HTTP, and only outbound/ makes requests for users (checked, pinned).
-NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management", "jobs"}
+NO_HTTP = {"core", "storage", "meta", "auth", "registry", "management", "jobs", "builder"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,13 +19,14 @@ from dockyard.auth.throttle import Attempt, LoginThrottle, Throttled
 from dockyard.auth.tokens import AccessToken, Grant, InvalidToken, TokenService
 from dockyard.core.errors import TooManyRequests
 from dockyard.core.scopes import Scope
-from dockyard.meta.credentials import CredentialStore, secret_hash
+from dockyard.meta.credentials import CredentialStore, Robot, secret_hash
 from dockyard.meta.db import aware, utcnow
 from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.users import User, UserStore
 
 TEMP_PREFIX = "dkt_"  # temporary passwords look like dkt_<id>_<secret>
 ROBOT_PREFIX = "robot$"  # robot accounts log in as robot$<namespace>+<name>
+BUILD_USER = "dockyard-build"  # a build's push credential logs in as this user (registry/builds.py)
 ACCESS_CACHE_SECONDS = 5.0
 ACCESS_CACHE_ENTRIES = 50_000
 ROLES_CACHE_ENTRIES = 10_000
@@ -100,6 +103,8 @@ class AuthService:
         unknown users and wrong passwords). `before_hashing` runs before an argon2 computation."""
         if username.startswith(ROBOT_PREFIX):
             return self._robot_login(username, password)
+        if username == BUILD_USER:
+            return self._build_login(password)
         user = self.users.get(username)
         if password.startswith(TEMP_PREFIX):
             return self._temp_login(user, password)
@@ -150,6 +155,26 @@ class AuthService:
         ok = hmac.compare_digest(expected, secret_hash(secret))
         if robot is None or not ok or robot.disabled or (robot.expires_at is not None and aware(robot.expires_at) <= utcnow()):
             return None
+        return Principal(robot=robot)
+
+    def build_credential(self, repository: str, ttl: int) -> tuple[str, str]:
+        """A build's push credential: pull and push on `repository` alone, for `ttl` seconds."""
+        return BUILD_USER, self.tokens.issue_build(repository, f"build-{secrets.token_hex(4)}", ttl)
+
+    def _build_login(self, password: str) -> Principal | None:
+        """The principal of a build's push credential: a robot of the repository's namespace that
+        exists only in the credential (no row: nothing to steal from the database, nothing to
+        revoke but by its expiry, which is the build's time limit)."""
+        try:
+            repository, build, expires = self.tokens.verify_build(password)
+        except InvalidToken:
+            return None
+        namespace = repository.split("/", 1)[0]
+        now = utcnow()
+        robot = Robot(id=0, namespace=namespace, name="dockyard-build", description=build,
+                      permissions=[{"repositories": repository, "actions": ["pull", "push"]}], disabled=False,
+                      created_at=now, expires_at=datetime.fromtimestamp(expires, timezone.utc), rotated_at=None,
+                      last_used_at=None, secret_hash="")
         return Principal(robot=robot)
 
     def _temp_login(self, user: User | None, password: str) -> Principal | None:

@@ -152,6 +152,21 @@ class TokenService:
             claims["amr"] = "pwd"
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid}), ttl
 
+    def issue_build(self, repository: str, build: str, ttl: int) -> str:
+        """A build's push credential (the password of `docker login` as the build user): its own
+        audience, for one repository, until the build's time limit is over."""
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": build, "aud": f"{self.service}:build", "iat": now, "nbf": now - 5,
+                  "exp": now + ttl, "jti": secrets.token_hex(16), "typ": "build", "repo": repository}
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
+
+    def verify_build(self, token: str) -> tuple[str, str, float]:
+        """(repository, build, expiry) of a build's push credential; raises InvalidToken."""
+        claims = self._decode(token, f"{self.service}:build")
+        if claims.get("typ") != "build" or not isinstance(claims.get("repo"), str):
+            raise InvalidToken("not a build credential")
+        return claims["repo"], str(claims["sub"]), float(claims["exp"])
+
     def _decode(self, token: str, audience: str | None = None) -> dict[str, Any]:
         try:
             return jwt.decode(token, self._public, algorithms=["ES256"], audience=audience or self.service,

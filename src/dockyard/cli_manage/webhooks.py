@@ -12,7 +12,7 @@ from dockyard.cli_manage.common import clip, namespace_argument, print_json, pri
 if TYPE_CHECKING:
     from dockyard.client import Client
 
-EVENTS = ("image.pushed", "image.deleted", "scan.finished")
+EVENTS = ("image.pushed", "image.deleted", "scan.finished", "build.succeeded", "build.failed")
 FORMATS = ("dockyard", "dockerhub")
 
 

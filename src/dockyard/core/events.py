@@ -23,9 +23,11 @@ BLOB_DELETED = "blob.deleted"  # unlinked from the repository; detail: digest
 REPOSITORY_CREATED = "repository.created"  # by a push, a mount or the management API
 REPOSITORY_DELETED = "repository.deleted"  # with its tags and manifests (blobs go to GC)
 SCAN_FINISHED = "scan.finished"  # detail: digest, status, summary, error (repository: the one it was queued for)
+BUILD_SUCCEEDED = "build.succeeded"  # detail: build, ref, revision, tags, digest, duration_seconds
+BUILD_FAILED = "build.failed"  # detail: build, ref, revision, tags, status (failed | cancelled), error, duration_seconds
 
 KINDS = (MANIFEST_PUSHED, TAG_MOVED, TAG_DELETED, MANIFEST_DELETED, BLOB_DELETED, REPOSITORY_CREATED,
-         REPOSITORY_DELETED, SCAN_FINISHED)
+         REPOSITORY_DELETED, SCAN_FINISHED, BUILD_SUCCEEDED, BUILD_FAILED)
 
 # The audit log's action for each event kind (None: not an audit record of its own: a tag
 # moved by a push is part of the push's record). Actions keep the names the audit log has
@@ -39,6 +41,8 @@ AUDIT_ACTIONS: dict[str, str | None] = {
     REPOSITORY_CREATED: "repository.create",
     REPOSITORY_DELETED: "repository.delete",
     SCAN_FINISHED: None,
+    BUILD_SUCCEEDED: None,  # the build's push is audited; the build itself is in its own history
+    BUILD_FAILED: None,
 }
 
 

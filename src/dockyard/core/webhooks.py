@@ -7,10 +7,9 @@
 | `image.pushed`  | `manifest.pushed` with tags, not a referrer | repository, tag(s), digest, media type, size, pull reference |
 | `image.deleted` | `manifest.deleted`, `tag.deleted`           | repository, digest, tag(s)                     |
 | `scan.finished` | `scan.finished`                             | repository, digest, status, summary, error, report URL |
+| `build.succeeded` | `build.succeeded`                         | repository, build id, ref, revision, tags, digest, log URL |
+| `build.failed`  | `build.failed` (also a cancelled build)     | repository, build id, ref, revision, tags, status, error, log URL |
 | `ping`          | `POST …/webhooks/{id}/ping`                 | the webhook's id and namespace                 |
-
-Builds will add `build.succeeded` and `build.failed`: a constant here, an entry in `SOURCES` and
-`EVENT_TYPES`, and a branch in `webhook_event`/`event_data`.
 
 **Payload formats**: `dockyard` (`{"type", "timestamp", "id", "data"}`, the shape Standard Webhooks
 recommends) and `dockerhub` (Docker Hub's push payload, for receivers written for it; pushes only).
@@ -40,11 +39,14 @@ from dockyard.core.access import DEFAULT_NAMESPACE, namespace_of
 IMAGE_PUSHED = "image.pushed"
 IMAGE_DELETED = "image.deleted"
 SCAN_FINISHED = "scan.finished"
+BUILD_SUCCEEDED = "build.succeeded"
+BUILD_FAILED = "build.failed"
 PING = "ping"
-EVENT_TYPES = (IMAGE_PUSHED, IMAGE_DELETED, SCAN_FINISHED)
+EVENT_TYPES = (IMAGE_PUSHED, IMAGE_DELETED, SCAN_FINISHED, BUILD_SUCCEEDED, BUILD_FAILED)
 
 # The registry's event kinds webhooks hear of (the dispatcher's subscriber takes these).
-SOURCES = frozenset({ev.MANIFEST_PUSHED, ev.MANIFEST_DELETED, ev.TAG_DELETED, ev.SCAN_FINISHED})
+SOURCES = frozenset({ev.MANIFEST_PUSHED, ev.MANIFEST_DELETED, ev.TAG_DELETED, ev.SCAN_FINISHED,
+                     ev.BUILD_SUCCEEDED, ev.BUILD_FAILED})
 
 DOCKYARD = "dockyard"
 DOCKERHUB = "dockerhub"
@@ -78,6 +80,8 @@ def webhook_event(event: ev.Event) -> str | None:
         return IMAGE_DELETED
     if event.kind == ev.SCAN_FINISHED:
         return SCAN_FINISHED
+    if event.kind in (ev.BUILD_SUCCEEDED, ev.BUILD_FAILED):
+        return BUILD_SUCCEEDED if event.kind == ev.BUILD_SUCCEEDED else BUILD_FAILED
     return None
 
 
@@ -101,6 +105,13 @@ def event_data(event_type: str, event: ev.Event, links: Links) -> dict[str, Any]
     elif event_type == SCAN_FINISHED:
         data.update(status=detail.get("status"), summary=detail.get("summary"), error=detail.get("error"),
                     report_url=f"{links.base_url}/console/repo/{repository}/-/versions/{detail.get('digest')}/security")
+    elif event_type in (BUILD_SUCCEEDED, BUILD_FAILED):
+        tags = _tags(detail)
+        data.update(build=detail.get("build"), ref=detail.get("ref"), revision=detail.get("revision"), tags=tags,
+                    status=detail.get("status"), error=detail.get("error"),
+                    duration_seconds=detail.get("duration_seconds"),
+                    pull=f"{links.registry}/{repository}:{tags[0]}" if tags and event_type == BUILD_SUCCEEDED else None,
+                    log_url=f"{links.base_url}/api/v1/builds/{detail.get('build')}/log")
     return data
 
 

@@ -9,6 +9,8 @@
 | `scan.image`      | scan one image manifest (an index: queue its platforms)      | on push (namespace setting), `POST …/scan` |
 | `scan.reevaluate` | match every stored inventory against a new advisory database | when the database file changes (worker tick) |
 | `webhook.deliver` | one attempt of a webhook delivery (retried with backoff up to 8 attempts) | per delivery: an event a webhook wants, a ping, a redelivery |
+| `build.run[@labels]` | one build (git, buildah, push); on the build worker, `builds.concurrency` at a time | a provider webhook, polling, `POST …/builds` |
+| `build.poll`      | `git ls-remote` of polled sources; moved refs start builds    | every `builds.poll_seconds`   |
 
 GC takes the "gc" lease (meta/leases.py) around its run as a mutex, held by the job, so that two
 GC jobs never sweep at once while a retry of the same job (its worker died) takes over at once;
@@ -24,8 +26,10 @@ from dockyard.config import Settings
 from dockyard.jobs.worker import JobCancelled, JobContext, Kind, Schedule, WorkerStopping
 from dockyard.management.images import ImagesService
 from dockyard.meta.scans import SCAN_IMAGE
+from dockyard.meta.builds import BUILD_POLL
 from dockyard.meta.sessions import SessionStore
 from dockyard.meta.webhooks import WEBHOOK_DELIVER
+from dockyard.registry.builds import BuildHandBack, BuildService, worker_kinds
 from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.scans import ScanService
@@ -50,6 +54,7 @@ class JobServices:
     images: ImagesService
     scans: ScanService
     webhooks: WebhookService | None = None
+    builds: BuildService | None = None
 
 
 def job_kinds(services: JobServices) -> list[Kind]:
@@ -122,6 +127,36 @@ def job_kinds(services: JobServices) -> list[Kind]:
     ]
 
 
+def build_kinds(services: JobServices, labels: dict[str, str]) -> list[Kind]:
+    """The build worker's kinds: builds for workers with (a subset of) these labels, and polling."""
+    builds = services.builds
+    assert builds is not None
+
+    def run(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        def stop() -> str | None:
+            if ctx.cancel.is_set():
+                return "cancelled"
+            if (ctx.worker.stopping.is_set() and ctx.worker.grace_over.is_set()) or ctx.lost.is_set():
+                return "stopped"
+            return None
+
+        try:
+            result = builds.run(int(args["build"]), ctx.job.attempts, ctx.worker.holder, stop)
+        except BuildHandBack as exc:
+            raise WorkerStopping(str(exc)) from None
+        if result.get("status") == "cancelled":
+            raise JobCancelled(f"build {args['build']} was cancelled")
+        return result
+
+    def poll(ctx: JobContext, args: dict[str, Any]) -> dict[str, Any]:
+        return builds.poll(ctx.check)
+
+    # A build is not retried after it failed on its own (its log says why); only a build whose
+    # worker died runs again (the job's second attempt, after its lease ran out).
+    return [*(Kind(kind, run, backoff_seconds=5) for kind in worker_kinds(labels)),
+            Kind(BUILD_POLL, poll, backoff_seconds=30)]
+
+
 def schedules(services: JobServices) -> list[Schedule]:
     settings = services.settings
     every = []
@@ -132,4 +167,6 @@ def schedules(services: JobServices) -> list[Schedule]:
         every.append(Schedule(UPLOAD_PURGE, UPLOAD_PURGE, settings.uploads.purge_interval_seconds,
                               first_delay=settings.uploads.purge_interval_seconds))
     every.append(Schedule(SESSION_PURGE, SESSION_PURGE, 3600, first_delay=3600))
+    if services.builds is not None:
+        every.append(Schedule(BUILD_POLL, BUILD_POLL, settings.builds.poll_seconds, first_delay=settings.builds.poll_seconds))
     return every

@@ -22,6 +22,7 @@ from dockyard.meta.credentials import CredentialStore, Robot, TempPassword
 from dockyard.meta.namespaces import Namespace, NamespaceStore
 from dockyard.meta.queries import ManagementQueries
 from dockyard.meta.users import User, UserStore
+from dockyard.registry.builds import BuildService
 from dockyard.registry.webhooks import WebhookService
 
 T = TypeVar("T")
@@ -152,7 +153,7 @@ class _ServiceBase:
                  repositories_deleted: Callable[[list[str]], None] = lambda names: None,
                  logins_ended: Callable[[str], object] = lambda username: None,
                  dispatch_events: Callable[[], object] = lambda: None,
-                 webhooks: WebhookService | None = None) -> None:
+                 webhooks: WebhookService | None = None, builds: BuildService | None = None) -> None:
         self.users = users
         self.namespaces = namespaces
         self.credentials = credentials
@@ -169,6 +170,8 @@ class _ServiceBase:
         self.dispatch_events = dispatch_events
         # Webhooks of namespaces (registry/webhooks.py); None: not offered (management/webhooks.py).
         self.webhooks = webhooks
+        # Automated builds (registry/builds.py); None: not offered (management/builds.py).
+        self.builds = builds
 
     def _record(self, actor: Actor, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
         self.audit.record(actor.name, action, target, detail, actor.remote)

@@ -8,6 +8,8 @@ Every method takes the acting `Actor` first and raises the errors of `management
 - Repositories: owners, developers and administrators create and edit them; owners and
   administrators delete them; anyone who may pull one reads it.
 - Webhooks: owners and administrators only, reading included.
+- Builds: owners and administrators configure them; those who may push start and cancel them;
+  members read their history and logs (management/builds.py).
 - Robots and temporary-password logins may only read (`Actor.read_only`).
 - After a change of roles, visibility, credentials or users the cached access decisions are
   dropped (`AuthService.forget_access`), so the next token request sees the change.
@@ -32,6 +34,7 @@ from dockyard.management.base import (
     WhoAmI,
     limit_of,
 )
+from dockyard.management.builds import BuildUseCases
 from dockyard.management.credentials import MAX_PATTERN, MAX_TTL, MIN_TTL, ROBOT_NAME_RE, CredentialUseCases
 from dockyard.management.namespaces import RESERVED_NAMESPACES, NamespaceUseCases
 from dockyard.management.repositories import RepositoryUseCases
@@ -46,8 +49,9 @@ __all__ = [
 ]
 
 
-class ManagementService(NamespaceUseCases, RepositoryUseCases, CredentialUseCases, UserUseCases, WebhookUseCases):
+class ManagementService(NamespaceUseCases, RepositoryUseCases, CredentialUseCases, UserUseCases, WebhookUseCases,
+                        BuildUseCases):
     """All the management use-cases over one set of stores (the constructor is `_ServiceBase`'s);
     each resource's methods live in its own module: namespaces (and members), repositories (and
     tags), credentials (registry password, temporary passwords, robots), users (and whoami, audit),
-    webhooks (and their deliveries)."""
+    webhooks (and their deliveries), builds (configuration, builds, logs)."""

@@ -432,3 +432,75 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
 )
+
+# Automated builds (meta/builds.py). A repository's build configuration: its code source (the
+# clone token, SSH deploy key and the provider webhook's secret sealed with the secrets key) and
+# its rules (JSON, core/builds.py); `poll_state` is the refs last seen by polling (JSON).
+build_configs = Table(
+    "build_configs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("repository", String(255), nullable=False, unique=True),
+    Column("provider", String(16), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("token", Text, nullable=True),
+    Column("ssh_key", Text, nullable=True),
+    Column("webhook_secret", Text, nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("auto_build", Boolean, nullable=False),
+    Column("timeout_seconds", Integer, nullable=True),
+    Column("cancel_superseded", Boolean, nullable=False),
+    Column("poll_interval_seconds", Integer, nullable=True),
+    Column("poll_state", Text, nullable=True),
+    Column("polled_at", DateTime(timezone=True), nullable=True),
+    Column("created_by", String(160), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One build: what it builds (`spec`: the rule as it was, JSON) and how it went. Its job runs it;
+# `log_size` is the length of its log, kept in `build_log_chunks` (any node reads it live).
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("rule", Integer, nullable=True),
+    Column("ref", String(400), nullable=False),
+    Column("revision", String(64), nullable=True),
+    Column("tags", Text, nullable=False),  # JSON list
+    Column("spec", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | succeeded | failed | cancelled
+    Column("trigger", String(16), nullable=False),  # webhook | poll | manual
+    Column("triggered_by", String(160), nullable=False),
+    Column("job_id", BigInteger, nullable=True),
+    Column("worker", String(64), nullable=True),
+    Column("digest", String(160), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("log_size", BigInteger, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_builds_repository", "repository", "id"),
+    Index("ix_builds_status", "status"),
+)
+
+build_log_chunks = Table(
+    "build_log_chunks",
+    metadata,
+    Column("build_id", BigInteger, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
+    Column("start", BigInteger, primary_key=True),  # offset of its first character in the log
+    Column("text", Text, nullable=False),
+)
+
+# Provider webhook deliveries already acted on, by their delivery id: a replay starts nothing.
+build_hook_deliveries = Table(
+    "build_hook_deliveries",
+    metadata,
+    Column("config_id", Integer, ForeignKey("build_configs.id", ondelete="CASCADE"), primary_key=True),
+    Column("delivery_id", String(200), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_build_hook_deliveries_received", "received_at"),
+)

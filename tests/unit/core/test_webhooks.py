@@ -57,7 +57,22 @@ def test_which_events_are_delivered() -> None:
     assert wh.webhook_event(event(ev.SCAN_FINISHED, {"digest": DIGEST}, repository=None)) is None
     assert wh.webhook_event(event(ev.TAG_MOVED, {"tag": "1.0"})) is None
     assert wh.webhook_event(event(ev.REPOSITORY_CREATED, {})) is None
-    assert {ev.MANIFEST_PUSHED, ev.TAG_DELETED, ev.MANIFEST_DELETED, ev.SCAN_FINISHED} == wh.SOURCES
+    assert wh.webhook_event(event(ev.BUILD_SUCCEEDED, {"build": 1})) == wh.BUILD_SUCCEEDED
+    assert wh.webhook_event(event(ev.BUILD_FAILED, {"build": 1, "status": "cancelled"})) == wh.BUILD_FAILED
+    assert {ev.MANIFEST_PUSHED, ev.TAG_DELETED, ev.MANIFEST_DELETED, ev.SCAN_FINISHED, ev.BUILD_SUCCEEDED,
+            ev.BUILD_FAILED} == wh.SOURCES
+
+
+def test_dockyard_payload_of_a_build() -> None:
+    detail = {"build": 7, "ref": "refs/tags/release-v1.2", "revision": "a" * 40, "tags": ["1.2"], "digest": DIGEST,
+              "status": "succeeded", "error": None, "duration_seconds": 3.5}
+    data = wh.event_data(wh.BUILD_SUCCEEDED, event(ev.BUILD_SUCCEEDED, detail), LINKS)
+    assert data["build"] == 7 and data["tags"] == ["1.2"] and data["revision"] == "a" * 40
+    assert data["pull"] == "registry.example.com/team/app:1.2"
+    assert data["log_url"] == "https://registry.example.com/api/v1/builds/7/log"
+    failed = wh.event_data(wh.BUILD_FAILED, event(ev.BUILD_FAILED, {**detail, "status": "failed", "error": "boom",
+                                                                     "digest": None}), LINKS)
+    assert failed["pull"] is None and failed["error"] == "boom" and failed["status"] == "failed"
 
 
 def test_dockyard_payload_of_a_push() -> None:

@@ -56,6 +56,9 @@ class Endpoint:
     # Also registry credentials (robots, temporary passwords, the fixed registry password), whose
     # repository permissions the use-case applies: the scan reports `dockyard scan` reads in CI.
     registry_credentials: bool = False
+    # A route of its own for an operation that reads the raw request (a provider's signed
+    # webhook); documented here like the others.
+    route: Any = None
 
     @property
     def operation_id(self) -> str:
@@ -114,6 +117,8 @@ def _tag_descriptions() -> list[dict[str, str]]:
         {"name": "jobs", "description": "Background jobs (garbage collection, purges…): progress, results, errors, cancel."},
         {"name": "webhooks", "description": "Webhooks of a namespace: signed POSTs (Standard Webhooks) to deployers when "
          "images are pushed or deleted and scans finish; every delivery attempt logged, redelivery."},
+        {"name": "builds", "description": "Automated builds of a repository from its code source: configuration, "
+         "provider webhooks, builds, live logs, cancel."},
         {"name": "reference", "description": "This document and its HTML rendering."},
     ]
 

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from dockyard.api.bodies import BodyTooLarge, media_type, read_limited
 from dockyard.api.management import schemas as s
+from dockyard.api.management.builds import BuildEndpoints
 from dockyard.api.management.docs import render_docs
 from dockyard.api.management.openapi import Endpoint, build_openapi, path_id
 from dockyard.api.management.scans import ScanEndpoints
@@ -70,8 +71,10 @@ class Call:
 
 class ManagementAPI:
     def __init__(self, service: ManagementService, auth: AuthService, jobs: JobsService | None = None,
-                 scans: ScanEndpoints | None = None, webhooks: WebhookEndpoints | None = None) -> None:
+                 scans: ScanEndpoints | None = None, webhooks: WebhookEndpoints | None = None,
+                 builds: BuildEndpoints | None = None) -> None:
         self.service = service
+        self.builds = builds
         self.auth = auth
         self.jobs = jobs
         self.scans = scans
@@ -186,7 +189,7 @@ class ManagementAPI:
         return Route(e.path, endpoint, methods=[e.method])
 
     def routes(self) -> list[BaseRoute]:
-        routes: list[BaseRoute] = [self._route(e) for e in self.endpoints]
+        routes: list[BaseRoute] = [e.route if e.route is not None else self._route(e) for e in self.endpoints]
 
         async def fallback(request: Request) -> Response:
             allowed = set()
@@ -451,6 +454,7 @@ class ManagementAPI:
             E("GET", "/repositories/{name:path}/tags", self.list_tags, "List a repository's tags", "repositories",
               query=s.PageQuery, response=s.TagList, params=repo),
             *(self.scans.repository_endpoints() if self.scans else []),
+            *(self.builds.repository_endpoints() if self.builds else []),
             E("GET", "/repositories/{name:path}", self.get_repository, "Get a repository", "repositories",
               response=s.RepositoryOut, params=repo),
             E("PATCH", "/repositories/{name:path}", self.update_repository, "Change a repository", "repositories",
@@ -467,4 +471,5 @@ class ManagementAPI:
               response=s.GcQueued, status=202),
             *(self.scans.other_endpoints() if self.scans else []),
             *(self.webhooks.endpoints() if self.webhooks else []),
+            *(self.builds.other_endpoints() if self.builds else []),
         ]

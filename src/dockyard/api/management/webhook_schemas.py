@@ -10,13 +10,13 @@ from pydantic import Field
 from dockyard.api.management.schemas import Request, Response, ts
 from dockyard.meta.webhooks import Attempt, Delivery, Webhook
 
-EventType = Literal["image.pushed", "image.deleted", "scan.finished"]
+EventType = Literal["image.pushed", "image.deleted", "scan.finished", "build.succeeded", "build.failed"]
 Format = Literal["dockyard", "dockerhub"]
 
 URL = Field(max_length=2048, description="Where deliveries are POSTed: http(s), to a public address unless an "
             "administrator allowed its network (outbound.allowed_networks). Checked when set and again at each attempt.")
 EVENTS = Field(min_length=1, description="image.pushed (a tagged push), image.deleted (a tag or manifest deleted), "
-               "scan.finished.")
+               "scan.finished, build.succeeded, build.failed (also a cancelled build).")
 FORMAT = Field(description="dockyard: {type, timestamp, id, data}; dockerhub: Docker Hub's push payload "
                "(image.pushed only).")
 REPOSITORY = Field(max_length=255, description="Only this repository, or those matching a glob, inside the namespace "
