@@ -30,3 +30,13 @@ ensure_venv() {  # ensure_venv EXTRAS : a venv with dockyard installed (editable
     echo "$want" > "$stamp"
   fi
 }
+
+ensure_build_user() {  # the unprivileged user builds run as (builds.run_as: auto), with subordinate ids for rootless buildah
+  if ! id dockyard-builder >/dev/null 2>&1; then
+    useradd --create-home --shell /usr/sbin/nologin dockyard-builder
+  fi
+  for f in /etc/subuid /etc/subgid; do  # useradd adds them where login.defs says so; else the next free range
+    grep -q '^dockyard-builder:' "$f" 2>/dev/null ||
+      awk -F: 'BEGIN{n=100000} NF==3 && $2+$3>n {n=$2+$3} END{print "dockyard-builder:" n ":65536"}' "$f" 2>/dev/null >> "$f"
+  done
+}

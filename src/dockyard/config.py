@@ -194,10 +194,15 @@ class BuildSettings(_Section):
     timeout_seconds: int = Field(3600, ge=10, le=86400, description="A build running longer is stopped (every "
                                  "process of it killed) and marked failed; a build configuration may set less.")
     workdir: Path | None = Field(None, description="Where builds clone sources and keep each repository's layer "
-                                 "cache. Default: DATA_DIR/builds.")
+                                 "cache. Default: DATA_DIR/builds, or with a build user (run_as) that user's "
+                                 "~/dockyard-builds/<id of this data directory>.")
     buildah: str = Field("buildah", description="The buildah program.")
     isolation: str = Field("chroot", pattern="^(chroot|oci|rootless)$", description="buildah's isolation of RUN steps "
                            "(README: what each gives).")
+    run_as: str = Field("auto", min_length=1, max_length=64, description="The system user git and buildah run as. "
+                        "auto: `dockyard-builder` when Dockyard runs as root and that user has ranges in /etc/subuid and "
+                        "/etc/subgid (buildah then runs rootless: RUN steps in a user namespace), else Dockyard's own "
+                        "user; a user name: that user; self: Dockyard's own user.")
     memory_mib: int = Field(4096, ge=64, description="Memory limit of all of a build's processes together: a cgroup's, "
                             "where the host lets Dockyard create cgroups (else not enforced; see the README).")
     max_file_gib: float = Field(20.0, gt=0, description="Largest file a build may write (RLIMIT_FSIZE).")

@@ -170,6 +170,8 @@ def _scenario(s: Scenario, deployer: Receiver) -> None:
                           env={**os.environ, "DOCKYARD_PASSWORD": s.server.password})
     assert logs.returncode == 0, logs.stderr
     assert "buildah" in logs.stdout and f"team/app:main-{first[:7]}" in logs.stdout and "succeeded" in logs.stdout
+    if _build_user_exists():  # scripts/test makes it: builds then run rootless, RUN steps in a user namespace
+        assert "as dockyard-builder (rootless" in logs.stdout, logs.stdout[:500]
 
     # A tag release-v1.2 (annotated: GitHub's `after` is the tag object) becomes image tag 1.2.
     commit = repo.tag("release-v1.2")
@@ -232,6 +234,16 @@ def _scenario(s: Scenario, deployer: Receiver) -> None:
     assert all(deployer.verify(hook_secret, r) for r in deployer.requests)
     succeeded = [r.json() for r in deployer.requests if r.json()["type"] == "build.succeeded"]
     assert any(p["data"]["build"] == build_id and p["data"]["revision"] == first for p in succeeded)
+
+
+def _build_user_exists() -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam("dockyard-builder")
+    except KeyError:
+        return False
+    return os.geteuid() == 0
 
 
 def _processes(needle: str) -> list[int]:

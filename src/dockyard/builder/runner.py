@@ -48,18 +48,34 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
+RUN_AS: dict[str, int] = {}  # {"uid", "gid"}: git and buildah run as this user (builder/users.py)
+
+
 def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, quiet: bool = False,
         what: str | None = None) -> str:
-    """Run a step, its output into the log (or, `quiet`, returned); raises StepFailed."""
+    """Run a step (as the build user, when there is one), its output into the log (or, `quiet`,
+    returned); raises StepFailed."""
     if not quiet:
         say("$ " + " ".join(argv))
+    user = {"user": RUN_AS["uid"], "group": RUN_AS["gid"], "extra_groups": []} if RUN_AS else {}
     proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT, text=True)
+                          stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT, text=True, **user)
     if proc.returncode != 0:
         if quiet and proc.stdout:
             sys.stdout.write(proc.stdout)
         raise StepFailed(f"{what or argv[0]} failed (exit status {proc.returncode})")
     return proc.stdout or ""
+
+
+def give(path: Path, recursive: bool = False) -> None:
+    """Hand a path (and, `recursive`, all under it) to the build user."""
+    if not RUN_AS:
+        return
+    os.chown(path, RUN_AS["uid"], RUN_AS["gid"])
+    if recursive:
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), RUN_AS["uid"], RUN_AS["gid"], follow_symlinks=False)
 
 
 def confine(spec: dict[str, Any]) -> None:
@@ -86,7 +102,13 @@ def git_env(spec: dict[str, Any], home: Path) -> dict[str, str]:
     source = spec["source"]
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
            "GIT_PROTOCOL_FROM_USER": "0"}
-    config = [tuple(kv) for kv in source.get("config", [])]
+    config = [tuple(kv) for kv in source.get("config", []) if kv[0] != "safe.directory"]
+    safe = [kv[1] for kv in source.get("config", []) if kv[0] == "safe.directory"]
+    if safe:  # git honours safe.directory only in the global or system configuration
+        global_config = home / "gitconfig"
+        global_config.write_text("".join(f"[safe]\n\tdirectory = {d}\n" for d in safe))
+        give(global_config)
+        env["GIT_CONFIG_GLOBAL"] = str(global_config)
     if source.get("token"):
         user = TOKEN_USERS.get(source.get("provider", "git"), "dockyard")
         basic = base64.b64encode(f"{user}:{source['token']}".encode()).decode()
@@ -95,6 +117,7 @@ def git_env(spec: dict[str, Any], home: Path) -> dict[str, str]:
         key = home / "deploy_key"
         key.write_text(source["ssh_key"].rstrip("\n") + "\n")
         key.chmod(0o600)
+        give(key)
         alias = f" -o HostKeyAlias={source['host']}" if source.get("host") else ""
         env["GIT_SSH_COMMAND"] = (f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
                                   f"-o UserKnownHostsFile={home / 'known_hosts'}{alias}")
@@ -181,6 +204,7 @@ def push(spec: dict[str, Any], name: str, is_list: bool, work: Path) -> str:
     basic = base64.b64encode(f"{target['username']}:{target['password']}".encode()).decode()
     auth.write_text(json.dumps({"auths": {target["registry"]: {"auth": basic}}}))
     auth.chmod(0o600)
+    give(auth)
     digest = ""
     for tag in target["tags"]:
         dest = f"docker://{target['registry']}/{target['repository']}:{tag}"
@@ -196,7 +220,10 @@ def push(spec: dict[str, Any], name: str, is_list: bool, work: Path) -> str:
 
 
 def clean(spec: dict[str, Any], name: str) -> None:
-    subprocess.run([*buildah_base(spec), "rmi", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run([*buildah_base(spec), "rmi", "-f", name], quiet=True)
+    except StepFailed:
+        pass
 
 
 def main() -> int:
@@ -210,11 +237,21 @@ def main() -> int:
     work = Path(spec["workdir"])
     home = work / "home"
     home.mkdir(parents=True, exist_ok=True)
+    if spec.get("run_as"):
+        RUN_AS.update(uid=int(spec["run_as"]["uid"]), gid=int(spec["run_as"]["gid"]))
+        os.environ["XDG_RUNTIME_DIR"] = str(work / "xdg")
+        (work / "xdg").mkdir(mode=0o700, exist_ok=True)
+        give(work, recursive=True)
+        storage = Path(spec["storage"]["root"])
+        storage.mkdir(parents=True, exist_ok=True)
+        if storage.stat().st_uid != RUN_AS["uid"]:
+            give(storage, recursive=True)
     outcome: dict[str, Any]
     name = ""
     try:
         with tempfile.TemporaryDirectory(dir=work, prefix="src-") as tmp:
             src = Path(tmp)
+            give(src)
             revision = fetch(spec, src, home)
             result.write(json.dumps({"revision": revision}) + "\n")
             result.flush()

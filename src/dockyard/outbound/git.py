@@ -77,7 +77,8 @@ def check(url: str, policy: AddressPolicy, resolver: Resolver, allow_file: bool)
     if scheme == "file":
         if not allow_file:
             raise CloneRefused("file:// clone URLs are for administrators only")
-        return CloneTarget(url, display, scheme, "", config)
+        # a local repository belongs to someone else than the build user: git must not refuse it
+        return CloneTarget(url, display, scheme, "", [*config, ("safe.directory", "*")])
     try:
         addresses = resolver(host, port)
     except (OSError, UnicodeError) as exc:
@@ -92,7 +93,8 @@ def check(url: str, policy: AddressPolicy, resolver: Resolver, allow_file: bool)
     address = addresses[0]
     literal = f"[{address}]" if ":" in address else address
     if scheme in ("http", "https"):
-        config.append(("http.curloptResolve", f"{host}:{port}:{address}"))
+        if ":" not in host:  # an IPv6 literal is not looked up (and curl cannot parse an entry for one)
+            config.append(("http.curloptResolve", f"{host}:{port}:{address}"))
         return CloneTarget(url, display, scheme, host, config)
     parts = urlsplit(url)
     netloc = (f"{parts.username}@" if parts.username else "") + literal + (f":{parts.port}" if parts.port else "")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dockyard.builder import users
 from dockyard.builder.process import child_environment, run_child
 from dockyard.config import Settings
 from dockyard.core import builds as cb
@@ -91,6 +92,16 @@ def worker_kinds(labels: Mapping[str, str]) -> list[str]:
     return kinds
 
 
+def build_root(settings: Settings, user: users.BuildUser | None) -> Path:
+    """Where builds work: builds.workdir, else DATA_DIR/builds, or with a build user (who may not
+    enter the data directory) a directory of this installation in that user's home."""
+    if settings.builds.workdir:
+        return settings.builds.workdir.resolve()
+    if user is not None:
+        return user.home / "dockyard-builds" / hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:12]
+    return settings.build_root
+
+
 def host_platform() -> str:
     machine = platform.machine().lower()
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}.get(machine, machine)
@@ -122,6 +133,8 @@ class BuildService:
         self.push_credential = push_credential
         self.push_target = push_target
         self.policy = AddressPolicy(settings.outbound.allowed_networks)
+        self.user = users.resolve(settings.builds.run_as)  # None: Dockyard's own user
+        self.root = build_root(settings, self.user)
         self.jobs = store.jobs
         self.holder = holder
         self.resolver: Callable[[str, int], list[str]] | None = None  # None: outbound.client.resolve
@@ -273,7 +286,7 @@ class BuildService:
 
     def ls_remote(self, config: BuildConfig) -> dict[str, str]:
         target = self.check_source(config.url, allow_file=config.url.startswith("file:"))
-        work = self.settings.build_root / "poll"
+        work = self.root / "poll"
         work.mkdir(parents=True, exist_ok=True)
         env = child_environment(work, work)
         config_pairs = list(target.config)
@@ -324,8 +337,8 @@ class BuildService:
         timeout = min(config.timeout_seconds or settings.timeout_seconds, settings.timeout_seconds)
         username, password = self.push_credential(build.repository, timeout + 600)
         platforms = list(build.spec.get("platforms") or [])
-        work = self.settings.build_root / "work" / f"build-{build_id}"
-        cache = self.settings.build_root / "cache" / hashlib.sha256(build.repository.encode()).hexdigest()[:24]
+        work = self.root / "work" / f"build-{build_id}"
+        cache = self.root / "cache" / hashlib.sha256(build.repository.encode()).hexdigest()[:24]
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         cache.mkdir(parents=True, exist_ok=True)
@@ -341,11 +354,16 @@ class BuildService:
             "no_emulation": without_emulation(platforms) if len(platforms) > 1 else [],
             "push": {"registry": self.push_target.registry, "tls_verify": self.push_target.tls_verify,
                      "repository": build.repository, "tags": build.tags, "username": username, "password": password},
-            "buildah": settings.buildah, "storage": {"root": str(cache / "storage"), "runroot": str(work / "run")},
+            "buildah": settings.buildah, "run_as": {"uid": self.user.uid, "gid": self.user.gid} if self.user else None,
+            # a layer cache per repository and per user (a rootless cache is owned by the build user's ids)
+            "storage": {"root": str(cache / f"storage-{self.user.uid if self.user else os.geteuid()}"),
+                        "runroot": str(work / "run")},
             "limits": {"file_bytes": int(settings.max_file_gib * (1 << 30))},
         }
         log.write(f"[dockyard] build {build_id} of {build.repository} from {target.display} {build.ref}"
-                  f"{' at ' + build.revision[:12] if build.revision else ''}, tags {', '.join(build.tags)}, on {holder}\n")
+                  f"{' at ' + build.revision[:12] if build.revision else ''}, tags {', '.join(build.tags)}, on {holder}, "
+                  + (f"as {self.user.name} (rootless: RUN steps in a user namespace)" if self.user
+                     else f"as uid {os.geteuid()} ({settings.isolation} isolation)") + "\n")
         started = time.monotonic()
         looked = [started]
 
