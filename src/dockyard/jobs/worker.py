@@ -125,7 +125,7 @@ class Worker:
         self._last_purge = 0.0
         self._next_due: dict[str, float] = {}
         self._last_reclaim = 0.0
-        store.on_enqueue = self.notify
+        store.on_enqueue.append(self.notify)
 
     # -- life -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -149,6 +149,8 @@ class Worker:
         self.grace_over.set()
         for thread in self._threads:
             thread.join(timeout=max(1.0, self.lease_seconds / 3))
+        if self.notify in self.store.on_enqueue:
+            self.store.on_enqueue.remove(self.notify)
 
     def notify(self) -> None:
         with self.wake:

@@ -84,7 +84,9 @@ class JobStore:
         self.db = db
         # Called after a job is enqueued in this process (it may not be committed yet): wakes
         # this process's idle workers, which then look; a rolled-back job is simply not found.
-        self.on_enqueue: Callable[[], None] | None = None
+        # Every worker of this process adds its wake-up (a node runs a worker for builds besides
+        # the one for the other jobs).
+        self.on_enqueue: list[Callable[[], None]] = []
 
     def now(self, conn: Connection) -> datetime:
         if self.db.is_sqlite:
@@ -112,8 +114,8 @@ class JobStore:
                 return job_id
         if not self.db.is_sqlite:
             conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-        if self.on_enqueue is not None:
-            self.on_enqueue()
+        for wake in self.on_enqueue:
+            wake()
         return job_id
 
     def hasten(self, conn: Connection, unique_key: str) -> bool:
@@ -121,8 +123,9 @@ class JobStore:
         caller's transaction; False when there is none."""
         moved = conn.execute(update(jobs).where(jobs.c.unique_key == unique_key, jobs.c.state == "queued")
                              .values(run_at=self.now(conn))).rowcount
-        if moved and self.on_enqueue is not None:
-            self.on_enqueue()
+        if moved:
+            for wake in self.on_enqueue:
+                wake()
         return bool(moved)
 
     def submit(self, kind: str, args: dict[str, Any] | None = None, **options: Any) -> int:
