@@ -9,6 +9,7 @@ result back, `dockyard build logs`, and a deployer receiver checking Standard We
 - a failing Dockerfile gives a failed build whose log shows the error;
 - a build over its time limit is failed and leaves no process behind;
 - a build whose worker is SIGKILLed runs again when a worker is back, and ends (never stays running);
+- two platforms give an image index with an image per platform;
 - the deployer gets image.pushed and build.succeeded deliveries, validly signed, and one it
   answered with 500 is retried and shown in the delivery log.
 """
@@ -219,6 +220,21 @@ def _scenario(s: Scenario, deployer: Receiver) -> None:
     resumed = s.build(killed_build, 120)
     assert resumed["status"] == "succeeded", s.log(killed_build)
     assert "attempt 2" in s.log(killed_build)
+
+    # Two platforms: an image index with one image each (copying files needs no emulator).
+    assert api.put("/repositories/team/app/build-config", json={
+        "source": {"provider": "github", "url": repo.url},
+        "rules": [{"kind": "branch", "match": "main", "tags": ["multi"], "platforms": ["linux/amd64", "linux/arm64"]}]},
+    ).status_code == 200
+    started = api.post("/repositories/team/app/builds", json={"ref": "refs/heads/main"})
+    assert started.status_code == 202, started.text
+    multi = s.build(started.json()["id"])
+    assert multi["status"] == "succeeded", s.log(multi["id"])
+    raw = s.skopeo("inspect", "--raw", f"docker://{s.server.address}/team/app:multi")
+    assert raw.returncode == 0, raw.stderr
+    index = json.loads(raw.stdout)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
 
     # The deployer: image.pushed and build.succeeded, validly signed; the first answer was a 500,
     # retried, and the delivery log shows both attempts.

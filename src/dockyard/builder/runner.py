@@ -190,6 +190,9 @@ def build(spec: dict[str, Any], src: Path, revision: str) -> tuple[str, bool]:
             say(f"no emulator is registered on this worker for {', '.join(missing)} (binfmt_misc): RUN steps of those "
                 "platforms cannot run here; steps that only copy files still build")
         run([*buildah_base(spec), "manifest", "create", name], quiet=True, what="buildah manifest create")
+        # Without the layer cache: buildah (1.28) matches cached steps across platforms, so every
+        # platform after the first would get the first one's image.
+        args = [a if a != "--layers" else "--layers=false" for a in args]
         run([*args, "--platform", ",".join(platforms), "--manifest", name, str(context)], what="buildah bud")
         return name, True
     if platforms:
