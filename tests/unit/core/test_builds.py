@@ -620,3 +620,19 @@ def test_parse_push_refuses_garbage_with_value_errors(provider: str, raw: bytes)
 def test_parse_push_refuses_an_unknown_provider() -> None:
     with pytest.raises(ValueError, match="unknown provider"):
         parse_push("svn", body(GITHUB_PUSH))
+
+
+def test_matching_takes_linear_time_whatever_the_expression() -> None:
+    """Rules are matched while a provider's webhook request waits: RE2, not Python's backtracking
+    `re`, for which `(a+)+b` against 390 a's would never end."""
+    import time
+
+    rule = builds.parse_rule({"kind": "branch", "match": "(a+)+b", "tags": ["x"]})
+    started = time.monotonic()
+    assert builds.tags_for(rule, "refs/heads/" + "a" * 390, "a" * 40) is None
+    assert time.monotonic() - started < 10.0  # a hang detector, not a speed measure: backtracking takes ages
+
+
+def test_expressions_re2_cannot_run_are_refused() -> None:
+    with pytest.raises(ValueError, match="RE2"):
+        builds.parse_rule({"kind": "branch", "match": r"(a)\1", "tags": ["x"]})
