@@ -135,9 +135,10 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     # Scanning is off here: the embedded worker's scans of what the tests push would add SBOM
     # referrers and briefly lock blob rows (the scans table's foreign key) at moments it chooses,
     # which GC's exact sets cannot allow for. tests/integration/test_scans.py and the console's
-    # security tests turn it on.
+    # security tests turn it on. Builds are off too (no build worker): a queued build stays queued.
     return load_settings(data_dir=tmp_path / "data", database={"url": db_url},
-                         gc={"interval_seconds": 0}, uploads={"purge_interval_seconds": 0}, scan={"enabled": False})
+                         gc={"interval_seconds": 0}, uploads={"purge_interval_seconds": 0}, scan={"enabled": False},
+                         builds={"enabled": False})
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from dockyard.meta.sessions import SessionStore
 from dockyard.web.framework import Console
 from dockyard.web.views.account import AccountViews
 from dockyard.web.views.auth import AuthViews
+from dockyard.web.views.builds import BuildViews
 from dockyard.web.views.jobs import JobViews
 from dockyard.web.views.namespaces import NamespaceViews
 from dockyard.web.views.repositories import RepositoryViews
@@ -41,6 +42,7 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
     users = UserViews(c, management)
     hooks = WebhookViews(c, management)
     job_views = JobViews(c, jobs)
+    builds = BuildViews(c, management)
     r = c.route
     get, post = ["GET"], ["POST"]
     return [
@@ -76,6 +78,13 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
             Route("/namespaces/{name}/webhooks/{id}/deliveries/{delivery}/redeliver", r(hooks.redeliver), methods=post),
             Route("/repositories", r(repos.index), methods=get),
             Route("/repositories", r(repos.create), methods=post),
+            # A repository's Builds tab (before /repo/{path:path}, which would take these paths too).
+            Route("/repo/{name:path}/-/builds", r(builds.tab), methods=get),
+            Route("/repo/{name:path}/-/builds", r(builds.save_config), methods=post),
+            Route("/repo/{name:path}/-/builds/run", r(builds.build_now), methods=post),
+            Route("/repo/{name:path}/-/builds/{id}", r(builds.build_page), methods=get),
+            Route("/repo/{name:path}/-/builds/{id}/cancel", r(builds.build_cancel), methods=post),
+            Route("/builds/{id}/log", r(builds.log), methods=get),
             Route("/repo/{path:path}", r(repos.dispatch), methods=["GET", "POST"]),
             Route("/credentials", r(acct.credentials), methods=get),
             Route("/credentials/password", r(acct.set_password), methods=post),
