@@ -157,9 +157,11 @@ class AuthService:
             return None
         return Principal(robot=robot)
 
-    def build_credential(self, repository: str, ttl: int) -> tuple[str, str]:
-        """A build's push credential: pull and push on `repository` alone, for `ttl` seconds."""
-        return BUILD_USER, self.tokens.issue_build(repository, f"build-{secrets.token_hex(4)}", ttl)
+    def build_credential(self, repository: str, ttl: int, build_id: int | None = None) -> tuple[str, str]:
+        """A build's push credential: pull and push on `repository` alone, for `ttl` seconds. Its
+        robot is named after the build (build-ID-RANDOM), as the audit log shows its pushes."""
+        name = f"build-{build_id}-{secrets.token_hex(3)}" if build_id is not None else f"build-{secrets.token_hex(4)}"
+        return BUILD_USER, self.tokens.issue_build(repository, name, ttl)
 
     def _build_login(self, password: str) -> Principal | None:
         """The principal of a build's push credential: a robot of the repository's namespace that
@@ -171,7 +173,9 @@ class AuthService:
             return None
         namespace = repository.split("/", 1)[0]
         now = utcnow()
-        robot = Robot(id=0, namespace=namespace, name="dockyard-build", description=build,
+        # Named after the credential (build-<random>): decisions cached per principal name never
+        # pass from one build's credential to another's.
+        robot = Robot(id=0, namespace=namespace, name=build, description="a build's push credential",
                       permissions=[{"repositories": repository, "actions": ["pull", "push"]}], disabled=False,
                       created_at=now, expires_at=datetime.fromtimestamp(expires, timezone.utc), rotated_at=None,
                       last_used_at=None, secret_hash="")

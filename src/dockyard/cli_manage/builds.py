@@ -40,7 +40,7 @@ def _rule(text: str) -> dict[str, Any]:
 @click.option("--file", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The whole configuration, JSON or YAML (as PUT /api/v1/repositories/{name}/build-config takes).")
 @click.option("--provider", type=click.Choice(PROVIDERS), help="Who sends the webhooks (default: git).")
-@click.option("--source", "url", help="Clone URL.")
+@click.option("--source", "source_url", help="Clone URL.")  # not `url`: that is --url (remote)
 @click.option("--token-env", metavar="VAR", help="Read the source's access token from this environment variable "
               "(never give a token on the command line).")
 @click.option("--rule", "rules", multiple=True, metavar="KIND:REGEX=TAGS",
@@ -52,7 +52,7 @@ def _rule(text: str) -> dict[str, Any]:
 @click.option("--manual-only", is_flag=True, help="No automatic builds (webhooks and polling start nothing).")
 @click.option("--rotate-secret", is_flag=True, help="Make a new provider webhook secret.")
 @remote(json=True)
-def build_configure(api: Client, repository: str, config_file: Path | None, provider: str | None, url: str | None,
+def build_configure(api: Client, repository: str, config_file: Path | None, provider: str | None, source_url: str | None,
                     token_env: str | None, rules: tuple[str, ...], dockerfile: str, context: str,
                     platforms: tuple[str, ...], poll: int | None, manual_only: bool, rotate_secret: bool,
                     as_json: bool) -> None:
@@ -63,9 +63,9 @@ def build_configure(api: Client, repository: str, config_file: Path | None, prov
         if not isinstance(body, dict):
             raise click.BadParameter("the file must hold one object", param_hint="--file")
     else:
-        if not url or not rules:
+        if not source_url or not rules:
             raise click.UsageError("give --source and at least one --rule (or --file)")
-        body = {"source": {"provider": provider or "git", "url": url},
+        body = {"source": {"provider": provider or "git", "url": source_url},
                 "rules": [{**_rule(r), "dockerfile": dockerfile, "context": context, "platforms": list(platforms)}
                           for r in rules],
                 "auto_build": not manual_only, "poll_interval_seconds": poll}

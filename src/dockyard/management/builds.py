@@ -72,9 +72,6 @@ class BuildUseCases(_ServiceBase):
         service = self._build_access(actor, repository, ("owner",), "configure builds")
         user = self._writer(actor)
         namespace = namespace_of(repository)
-        if self.queries.repository(repository) is None:
-            self.namespaces.create_repository(repository, None, None, None, actor.origin)
-            self.auth.forget_access()
         previous = service.store.config(repository)
         try:
             config, secret = service.configure(namespace, repository, body, actor=actor.name,
@@ -83,6 +80,9 @@ class BuildUseCases(_ServiceBase):
             raise Invalid(str(exc)) from None
         if config is None:
             raise NotFound(f"namespace {namespace!r} not found")
+        if self.queries.repository(repository) is None:  # once the configuration is accepted: a refusal changes nothing
+            self.namespaces.create_repository(repository, None, None, None, actor.origin)
+            self.auth.forget_access()
         self._record(actor, "build.configure", repository, {
             "provider": config.provider, "url": config.url, "rules": config.rules, "auto_build": config.auto_build,
             "token": "set" if config.sealed_token else None, "ssh_key": "set" if config.sealed_ssh_key else None})

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from dockyard.auth.passwords import hash_password, hash_password_like
+from dockyard.auth.service import BUILD_USER
 from dockyard.management.base import Actor, Page, WhoAmI, _ServiceBase, limit_of
 from dockyard.management.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.meta.audit import AuditEvent
@@ -47,6 +48,8 @@ class UserUseCases(_ServiceBase):
         if not USERNAME_RE.fullmatch(username):
             raise Invalid(f"invalid username {username[:80]!r}: up to 64 letters, digits and . _ @ -, "
                           "starting and ending with a letter or digit")
+        if username == BUILD_USER:
+            raise Invalid(f"the username {BUILD_USER!r} is reserved: builds log in to the registry with it")
         self._validate_password(password)
         if self.users.get(username) is not None:
             raise Conflict(f"user {username!r} exists already")

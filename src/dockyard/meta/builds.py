@@ -46,7 +46,7 @@ class BuildConfig:
     timeout_seconds: int | None
     cancel_superseded: bool
     poll_interval_seconds: int | None
-    poll_state: dict[str, str]
+    poll_state: dict[str, str] | None  # None: never polled (the first poll only records the refs)
     polled_at: datetime | None
     created_by: str
     created_at: datetime
@@ -81,7 +81,7 @@ def _config(row: Any) -> BuildConfig:
         id=m["id"], repository=m["repository"], provider=m["provider"], url=m["url"], sealed_token=m["token"],
         sealed_ssh_key=m["ssh_key"], sealed_webhook_secret=m["webhook_secret"], rules=json.loads(m["rules"]),
         auto_build=bool(m["auto_build"]), timeout_seconds=m["timeout_seconds"], cancel_superseded=bool(m["cancel_superseded"]),
-        poll_interval_seconds=m["poll_interval_seconds"], poll_state=json.loads(m["poll_state"] or "{}"),
+        poll_interval_seconds=m["poll_interval_seconds"], poll_state=json.loads(m["poll_state"]) if m["poll_state"] is not None else None,
         polled_at=aware(m["polled_at"]) if m["polled_at"] else None, created_by=m["created_by"],
         created_at=aware(m["created_at"]), updated_at=aware(m["updated_at"]))
 
@@ -127,6 +127,9 @@ class BuildStore:
             if ns_id is None:
                 return None
             now = utcnow()
+            before = conn.execute(select(build_configs.c.url).where(build_configs.c.repository == repository)).scalar()
+            if before is not None and before != values["url"]:
+                row.update(poll_state=None, polled_at=None)  # another source: its refs are new to polling
             if conn.execute(update(build_configs).where(build_configs.c.repository == repository)
                             .values(**row, updated_at=now)).rowcount == 0:
                 conn.execute(insert(build_configs).values(**row, namespace_id=ns_id, repository=repository,
@@ -148,10 +151,10 @@ class BuildStore:
             return [_config(r) for r in conn.execute(select(build_configs).where(
                 build_configs.c.poll_interval_seconds.is_not(None), build_configs.c.auto_build.is_(True)))]
 
-    def set_poll_state(self, config_id: int, state: dict[str, str]) -> None:
+    def set_poll_state(self, config_id: int, state: dict[str, str] | None) -> None:
         with self.db.write() as conn:
-            conn.execute(update(build_configs).where(build_configs.c.id == config_id)
-                         .values(poll_state=json.dumps(state), polled_at=utcnow()))
+            conn.execute(update(build_configs).where(build_configs.c.id == config_id).values(
+                poll_state=json.dumps(state) if state is not None else None, polled_at=utcnow()))
 
     def first_delivery(self, config_id: int, delivery_id: str) -> bool:
         """Record a provider's delivery id; False when it was seen before (a replay)."""
@@ -264,13 +267,15 @@ class BuildStore:
             conn.execute(update(builds).where(builds.c.id == build_id, builds.c.status == "running")
                          .values(status="queued", worker=None))
 
-    def stranded(self) -> list[Build]:
-        """Builds not ended whose job has ended (failed, cancelled) or is gone: `reconcile` ends them."""
+    def stranded(self) -> list[tuple[Build, str]]:
+        """Builds not ended whose job has ended (failed, cancelled…) or is gone, with the job's
+        state ("gone" for none): BuildService.fail_stranded ends them."""
         with self.db.read() as conn:
-            rows = conn.execute(select(builds).outerjoin(jobs, jobs.c.id == builds.c.job_id).where(
+            rows = conn.execute(select(builds, func.coalesce(jobs.c.state, "gone").label("job_state"))
+                                .outerjoin(jobs, jobs.c.id == builds.c.job_id).where(
                 builds.c.status.in_(("queued", "running")),
                 and_(builds.c.job_id.is_not(None), func.coalesce(jobs.c.state, "gone").in_((*FINISHED, "gone"))))).all()
-        return [_build(r) for r in rows]
+        return [(_build(r), str(r.job_state)) for r in rows]
 
     def purge_deliveries(self, older_than_seconds: float) -> int:
         cutoff = utcnow() - timedelta(seconds=older_than_seconds)

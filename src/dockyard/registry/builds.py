@@ -48,8 +48,8 @@ TOKEN_PURPOSE = "build-source-token"
 SSH_PURPOSE = "build-ssh-key"
 HOOK_PURPOSE = "build-hook-secret"
 MAX_HOOK_BODY = 1 << 20
-# A push credential: (repository, seconds it lasts) -> (username, password) for `docker login`.
-PushCredential = Callable[[str, int], tuple[str, str]]
+# A push credential: (repository, seconds it lasts, build id) -> (username, password) for `docker login`.
+PushCredential = Callable[[str, int, int], tuple[str, str]]
 
 
 class BuildInvalid(ValueError):
@@ -275,11 +275,11 @@ class BuildService:
             try:
                 refs = self.ls_remote(config)
             except BuildInvalid:
-                self.store.set_poll_state(config.id, config.poll_state)
+                self.store.set_poll_state(config.id, config.poll_state)  # tried: the interval starts again
                 continue
-            first = not config.poll_state
+            seen = config.poll_state
             for ref, sha in refs.items():
-                if not first and config.poll_state.get(ref) != sha:
+                if seen is not None and seen.get(ref) != sha:  # the first look only records the refs
                     started += len(self.start(config, ref, sha, trigger="poll", actor="polling"))
             self.store.set_poll_state(config.id, refs)
         return {"looked": looked, "started": started}
@@ -335,7 +335,7 @@ class BuildService:
         except BuildInvalid as exc:
             return self._end(build, "failed", error=str(exc), log=log)
         timeout = min(config.timeout_seconds or settings.timeout_seconds, settings.timeout_seconds)
-        username, password = self.push_credential(build.repository, timeout + 600)
+        username, password = self.push_credential(build.repository, timeout + 600, build_id)
         platforms = list(build.spec.get("platforms") or [])
         work = self.root / "work" / f"build-{build_id}"
         cache = self.root / "cache" / hashlib.sha256(build.repository.encode()).hexdigest()[:24]
@@ -414,13 +414,14 @@ class BuildService:
     def fail_stranded(self) -> int:
         """End builds whose job ended without them (see the module's docstring)."""
         ended = 0
-        for build in self.store.stranded():
+        for build, job_state in self.store.stranded():
+            status, error = (("cancelled", "the build was cancelled") if job_state == "cancelled" else
+                             ("failed", "the worker running it stopped answering"))
             event = NewEvent(BUILD_FAILED, build.repository, f"{build.repository}#build-{build.id}", {
                 "build": build.id, "ref": build.ref, "revision": build.revision, "tags": build.tags, "digest": None,
-                "status": "failed", "error": "the worker running it stopped answering", "duration_seconds": None})
-            if self.store.finish(build.id, "failed", error="the worker running it stopped answering", event=event,
-                                 events=self.events):
-                self.store.append_log(build.id, "[dockyard] failed: the worker running it stopped answering\n")
+                "status": status, "error": error, "duration_seconds": None})
+            if self.store.finish(build.id, status, error=error, event=event, events=self.events):
+                self.store.append_log(build.id, f"[dockyard] {status}: {error}\n")
                 ended += 1
         return ended
 
