@@ -131,8 +131,12 @@ def run_child(spec: dict[str, Any], workdir: Path, *, deadline: float, should_st
     stop: str | None = None
     last_size_check = time.monotonic()
     try:
-        while proc.poll() is None:
-            time.sleep(0.2)
+        while True:
+            try:
+                proc.wait(timeout=0.2)  # returns the moment the child ends
+                break
+            except subprocess.TimeoutExpired:
+                pass
             stop = should_stop()
             if stop is None and time.monotonic() > deadline:
                 stop = "timeout"

@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,12 @@ class StepFailed(Exception):
     pass
 
 
+STARTED = time.monotonic()
+
+
 def say(line: str) -> None:
-    sys.stdout.write(f"[dockyard] {line}\n")
+    """A line of the runner's own in the log, with the seconds since the build child started."""
+    sys.stdout.write(f"[dockyard {time.monotonic() - STARTED:6.2f}s] {line}\n")
     sys.stdout.flush()
 
 
