@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -148,6 +149,8 @@ def services(settings: Settings) -> Iterator[object]:
     svc.users.create(ADMIN[0], hashed(ADMIN[1]), is_admin=True)
     yield svc
     svc.db.dispose()
+    if svc.builds.root.exists() and not svc.builds.root.is_relative_to(settings.data_dir.resolve()):
+        shutil.rmtree(svc.builds.root, ignore_errors=True)  # in the build user's home
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -173,6 +176,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for(fetch: Any, done: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Call `fetch()` until `done(value)` (bounded by `timeout`); asserts it got there, returns the value."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = fetch()
+    assert done(value), value
+    return value
 
 
 class ServerProcess:
@@ -228,6 +242,19 @@ class ServerProcess:
         except ProcessLookupError:
             pass
         self.proc = None
+        remove_build_dirs(self.data)
+
+
+def remove_build_dirs(data: Path) -> None:
+    """Builds of a data directory work in the build user's home when there is one (outside the
+    test's tmp_path): remove what they left there."""
+    from dockyard.builder.users import resolve
+    from dockyard.config import Settings
+    from dockyard.registry.builds import build_root
+
+    user = resolve("auto")
+    if user is not None:
+        shutil.rmtree(build_root(Settings(data_dir=data), user), ignore_errors=True)
 
 
 @pytest.fixture

@@ -205,7 +205,11 @@ class BuildSettings(_Section):
                         "user; a user name: that user; self: Dockyard's own user.")
     memory_mib: int = Field(4096, ge=64, description="Memory limit of all of a build's processes together: a cgroup's, "
                             "where the host lets Dockyard create cgroups (else not enforced; see the README).")
+    cpus: float = Field(1.0, ge=0, description="CPU time a build may use, as a number of CPUs (a cgroup's CPU quota, "
+                        "where the host lets Dockyard create cgroups); 0: no limit.")
     max_file_gib: float = Field(20.0, gt=0, description="Largest file a build may write (RLIMIT_FSIZE).")
+    min_free_gib: float = Field(2.0, ge=0, description="A build is stopped and failed when the file system of the "
+                                "layer caches has less free space than this (what RUN steps write goes there).")
     max_log_bytes: int = Field(4 << 20, ge=4096, description="A build's log is cut after this much.")
     max_workspace_gib: float = Field(20.0, gt=0, description="A build whose work directory (the clone, temporary "
                                      "files) grows past this is stopped and failed.")

@@ -392,3 +392,14 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.2) -> 
 
 def running_in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+def skip_without_browser() -> None:
+    """At the top of a browser test module: outside CI, skip it when Debian's chromium or the
+    playwright package is missing (in CI they are installed, and a missing one fails)."""
+    import pytest
+
+    if chromium_missing_reason() and not running_in_ci():
+        pytest.skip(chromium_missing_reason() or "", allow_module_level=True)
+    if not running_in_ci():
+        pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, free_port, wait_for
 from tests.git_server import GitServer, Repository, encode, github_headers, github_push, git
 from tests.webhook_receiver import Receiver
 
@@ -40,16 +40,6 @@ pytestmark = pytest.mark.e2e
 
 DOCKERFILE = "FROM scratch\nCOPY hello.txt /hello.txt\n"
 BUSYBOX = Path("/bin/busybox")
-
-
-def wait_for(fetch: Any, done: Any, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = fetch()
-    assert done(value), value
-    return value
 
 
 def finished(b: dict[str, Any]) -> bool:

@@ -27,6 +27,7 @@ import pytest
 from tests.conftest import ServerProcess
 from tests.e2e.access_helpers import stores
 from tests.e2e.browser import (
+    skip_without_browser,
     EXPECT_TIMEOUT_MS,
     OCI_CONFIG,
     OCI_LAYER,
@@ -38,14 +39,12 @@ from tests.e2e.browser import (
     browsing_on,
     chromium_browser,
     console_server_process,
-    chromium_missing_reason,
     descriptor,
     dumps,
     has_cjk,
     make_image,
     make_layer,
     path_of,
-    running_in_ci,
     screenshot,
     screenshot_on_failure,
     wait_until,
@@ -53,10 +52,7 @@ from tests.e2e.browser import (
 
 pytestmark = pytest.mark.e2e
 
-if chromium_missing_reason() and not running_in_ci():
-    pytest.skip(chromium_missing_reason() or "", allow_module_level=True)
-if not running_in_ci():
-    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
+skip_without_browser()
 
 from playwright.sync_api import expect  # noqa: E402
 

@@ -32,6 +32,7 @@ import pytest
 from tests.conftest import ServerProcess
 from tests.e2e.access_helpers import Clients, private_clients
 from tests.e2e.browser import (
+    skip_without_browser,
     EXPECT_TIMEOUT_MS,
     HUMAN_SIZE,
     OCI_MANIFEST,
@@ -39,7 +40,6 @@ from tests.e2e.browser import (
     Registry,
     browsing_on,
     chromium_browser,
-    chromium_missing_reason,
     console_server_process,
     cookie_attributes,
     has_cjk,
@@ -47,7 +47,6 @@ from tests.e2e.browser import (
     input_names,
     make_image,
     path_of,
-    running_in_ci,
     screenshot,
     screenshot_on_failure,
     set_cookie_headers,
@@ -58,10 +57,7 @@ from tests.e2e.browser import (
 
 pytestmark = pytest.mark.e2e
 
-if chromium_missing_reason() and not running_in_ci():
-    pytest.skip(chromium_missing_reason() or "", allow_module_level=True)
-if not running_in_ci():
-    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
+skip_without_browser()
 
 from playwright.sync_api import expect  # noqa: E402
 

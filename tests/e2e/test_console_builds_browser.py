@@ -21,14 +21,13 @@ import pytest
 
 from tests.conftest import ServerProcess, free_port
 from tests.e2e.browser import (
+    skip_without_browser,
     EXPECT_TIMEOUT_MS,
     PageWatch,
     browsing_on,
     chromium_browser,
-    chromium_missing_reason,
     has_cjk,
     path_of,
-    running_in_ci,
     screenshot,
     screenshot_on_failure,
 )
@@ -36,10 +35,7 @@ from tests.git_server import GitServer, Repository, encode, github_headers, gith
 
 pytestmark = pytest.mark.e2e
 
-if chromium_missing_reason() and not running_in_ci():
-    pytest.skip(chromium_missing_reason() or "", allow_module_level=True)
-if not running_in_ci():
-    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
+skip_without_browser()
 
 from playwright.sync_api import expect  # noqa: E402
 

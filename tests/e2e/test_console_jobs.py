@@ -19,23 +19,19 @@ from dockyard.meta.jobs import JobStore
 from dockyard.meta.tables import blobs
 from tests.conftest import ServerProcess, free_port
 from tests.e2e.browser import (
+    skip_without_browser,
     EXPECT_TIMEOUT_MS,
     browsing_on,
     chromium_browser,
-    chromium_missing_reason,
     has_cjk,
     path_of,
-    running_in_ci,
     screenshot,
     screenshot_on_failure,
 )
 
 pytestmark = pytest.mark.e2e
 
-if chromium_missing_reason() and not running_in_ci():
-    pytest.skip(chromium_missing_reason() or "", allow_module_level=True)
-if not running_in_ci():
-    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
+skip_without_browser()
 
 from playwright.sync_api import expect  # noqa: E402
 

@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import ServerProcess
 from tests.e2e.browser import (
+    skip_without_browser,
     EXPECT_TIMEOUT_MS,
     OCI_CONFIG,
     OCI_LAYER,
@@ -27,7 +28,6 @@ from tests.e2e.browser import (
     Registry,
     browsing_on,
     chromium_browser,
-    chromium_missing_reason,
     console_server_process,
     descriptor,
     dumps,
@@ -35,17 +35,13 @@ from tests.e2e.browser import (
     make_config,
     make_layer,
     path_of,
-    running_in_ci,
     screenshot,
     screenshot_on_failure,
 )
 
 pytestmark = pytest.mark.e2e
 
-if chromium_missing_reason() and not running_in_ci():
-    pytest.skip(chromium_missing_reason() or "", allow_module_level=True)
-if not running_in_ci():
-    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
+skip_without_browser()
 
 from playwright.sync_api import expect  # noqa: E402
 

@@ -22,13 +22,12 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from dockyard.storage.layout import blob_path
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, free_port, wait_for
 from tests.e2e.clients import client_env
 from tests.unit.scan.layerkit import File, dist_info, dpkg_stanza, dpkg_status, oci_layout, os_release, tar_bytes
 
@@ -41,16 +40,6 @@ CYCLONEDX = "application/vnd.cyclonedx+json"
 def dockyard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dockyard", *args], capture_output=True, text=True, timeout=120,
                           env=env, stdin=subprocess.DEVNULL)
-
-
-def wait_for(fetch: Any, done: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = fetch()
-    assert done(value), value
-    return value
 
 
 def test_push_scan_report_sbom_reevaluate_and_policy(tmp_path: Path) -> None:
@@ -183,7 +172,7 @@ def _console(server: ServerProcess, digest: str) -> None:
             page.locator("input[name=password]").fill(server.password)
             page.get_by_test_id("login-submit").click()
             page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))
-            page.goto(f"/console/repo/sec/app/-/versions/1.0/security")
+            page.goto("/console/repo/sec/app/-/versions/1.0/security")
             row = page.locator("[data-testid=finding-row][data-id=CVE-2023-43804]")
             expect(row).to_have_count(1, timeout=15_000)
             expect(row).to_contain_text("urllib3")

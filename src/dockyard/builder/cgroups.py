@@ -26,18 +26,25 @@ def _own_paths() -> dict[str, str]:
     return found
 
 
-def create(name: str, memory_bytes: int, max_pids: int) -> list[Path]:
-    """Make cgroups named `name` under this process's own, with the limits; [] when not allowed."""
+def create(name: str, memory_bytes: int, max_pids: int, cpus: float | None = None) -> list[Path]:
+    """Make cgroups named `name` under this process's own, with the limits (`cpus`: CPU time as a
+    number of CPUs, None: no limit); [] when not allowed."""
     own = _own_paths()
     made: list[Path] = []
+    period = 100_000
+    quota = str(max(1000, int(cpus * period))) if cpus else None
     if (ROOT / "cgroup.controllers").exists():  # v2
         base = ROOT / own.get("", "/").lstrip("/")
-        limits = {"memory.max": str(memory_bytes), "memory.swap.max": "0", "pids.max": str(max_pids)}
+        limits = {"memory.max": str(memory_bytes), "memory.swap.max": "0", "pids.max": str(max_pids),
+                  **({"cpu.max": f"{quota} {period}"} if quota else {})}
         candidates = [(base / name, limits)]
     else:
         candidates = [(ROOT / "memory" / own.get("memory", "/").lstrip("/") / name,
                        {"memory.limit_in_bytes": str(memory_bytes)}),
                       (ROOT / "pids" / own.get("pids", "/").lstrip("/") / name, {"pids.max": str(max_pids)})]
+        if quota:
+            candidates.append((ROOT / "cpu" / own.get("cpu", "/").lstrip("/") / name,
+                               {"cpu.cfs_period_us": str(period), "cpu.cfs_quota_us": quota}))
     for path, limits in candidates:
         try:
             path.mkdir(exist_ok=True)

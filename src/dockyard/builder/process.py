@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,13 +87,14 @@ def kill_tree(proc: subprocess.Popen[Any], groups: list[Path]) -> None:
 
 def run_child(spec: dict[str, Any], workdir: Path, *, deadline: float, should_stop: Callable[[], str | None],
               on_output: Callable[[str], None], on_revision: Callable[[str], None],
-              memory_bytes: int, max_pids: int = 4096, max_workspace_bytes: int | None = None) -> Outcome:
+              memory_bytes: int, max_pids: int = 4096, max_workspace_bytes: int | None = None,
+              cpus: float | None = None, storage: Path | None = None, min_free_bytes: int = 0) -> Outcome:
     """Run the build; `should_stop()` returns "cancelled" or "stopped" when it must end early.
     `on_output` gets the log as it comes (from a reader thread), in pieces of whole lines."""
     home, tmp = workdir / "home", workdir / "tmp"
     home.mkdir(parents=True, exist_ok=True)
     tmp.mkdir(parents=True, exist_ok=True)
-    groups = cgroups.create(f"dockyard-build-{spec['build_id']}-{os.getpid()}", memory_bytes, max_pids)
+    groups = cgroups.create(f"dockyard-build-{spec['build_id']}-{os.getpid()}", memory_bytes, max_pids, cpus)
     spec = {**spec, "workdir": str(workdir), "cgroups": [str(g) for g in groups]}
     read_end, write_end = os.pipe()
     proc = subprocess.Popen([sys.executable, "-m", "dockyard.builder.runner", "--result-fd", str(write_end)],
@@ -140,10 +142,12 @@ def run_child(spec: dict[str, Any], workdir: Path, *, deadline: float, should_st
             stop = should_stop()
             if stop is None and time.monotonic() > deadline:
                 stop = "timeout"
-            if stop is None and max_workspace_bytes and time.monotonic() - last_size_check > 5:
+            if stop is None and time.monotonic() - last_size_check > 5:
                 last_size_check = time.monotonic()
-                if disk_usage(workdir) > max_workspace_bytes:
+                if max_workspace_bytes and disk_usage(workdir) > max_workspace_bytes:
                     stop = "disk"
+                elif storage is not None and min_free_bytes and shutil.disk_usage(storage).free < min_free_bytes:
+                    stop = "full"  # image layers go to the layer cache's file system
             if stop is not None:
                 break
     finally:
@@ -157,6 +161,9 @@ def run_child(spec: dict[str, Any], workdir: Path, *, deadline: float, should_st
         return Outcome("failed", revision=revision, error="the build ran past its time limit and was stopped")
     if stop == "disk":
         return Outcome("failed", revision=revision, error="the build's work directory grew past builds.max_workspace_gib")
+    if stop == "full":
+        return Outcome("failed", revision=revision, error="the disk of the layer cache has less than builds.min_free_gib "
+                       "free: the build was stopped")
     if stop in ("cancelled", "stopped"):
         return Outcome(stop, revision=revision, error="the build was cancelled" if stop == "cancelled" else None)
     if final is not None and final.get("digest"):

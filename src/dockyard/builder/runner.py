@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dockyard.builder.gitenv import git_environment
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-TOKEN_USERS = {"github": "x-access-token", "gitlab": "oauth2", "bitbucket": "x-token-auth", "gitea": "dockyard",
-               "git": "dockyard"}
 
 
 class StepFailed(Exception):
@@ -104,32 +104,7 @@ def confine(spec: dict[str, Any]) -> None:
 
 
 def git_env(spec: dict[str, Any], home: Path) -> dict[str, str]:
-    source = spec["source"]
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-           "GIT_PROTOCOL_FROM_USER": "0"}
-    config = [tuple(kv) for kv in source.get("config", []) if kv[0] != "safe.directory"]
-    safe = [kv[1] for kv in source.get("config", []) if kv[0] == "safe.directory"]
-    if safe:  # git honours safe.directory only in the global or system configuration
-        global_config = home / "gitconfig"
-        global_config.write_text("".join(f"[safe]\n\tdirectory = {d}\n" for d in safe))
-        give(global_config)
-        env["GIT_CONFIG_GLOBAL"] = str(global_config)
-    if source.get("token"):
-        user = TOKEN_USERS.get(source.get("provider", "git"), "dockyard")
-        basic = base64.b64encode(f"{user}:{source['token']}".encode()).decode()
-        config.append(("http.extraHeader", f"Authorization: Basic {basic}"))
-    if source.get("ssh_key"):
-        key = home / "deploy_key"
-        key.write_text(source["ssh_key"].rstrip("\n") + "\n")
-        key.chmod(0o600)
-        give(key)
-        alias = f" -o HostKeyAlias={source['host']}" if source.get("host") else ""
-        env["GIT_SSH_COMMAND"] = (f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
-                                  f"-o UserKnownHostsFile={home / 'known_hosts'}{alias}")
-    env["GIT_CONFIG_COUNT"] = str(len(config))
-    for i, (key, value) in enumerate(config):
-        env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
-    return env
+    return git_environment(spec["source"], home, os.environ, give)
 
 
 def fetch(spec: dict[str, Any], src: Path, home: Path) -> str:

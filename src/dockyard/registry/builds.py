@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.builder import users
+from dockyard.builder.gitenv import git_environment
 from dockyard.builder.process import child_environment, run_child
 from dockyard.config import Settings
 from dockyard.core import builds as cb
@@ -286,25 +288,20 @@ class BuildService:
 
     def ls_remote(self, config: BuildConfig) -> dict[str, str]:
         target = self.check_source(config.url, allow_file=config.url.startswith("file:"))
-        work = self.root / "poll"
-        work.mkdir(parents=True, exist_ok=True)
-        env = child_environment(work, work)
-        config_pairs = list(target.config)
-        token = self._open(config.sealed_token, TOKEN_PURPOSE)
-        if token:
-            import base64
-
-            user = {"github": "x-access-token", "gitlab": "oauth2", "bitbucket": "x-token-auth"}.get(config.provider, "dockyard")
-            config_pairs.append(("http.extraHeader", "Authorization: Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()))
-        env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-                    "GIT_CONFIG_COUNT": str(len(config_pairs))})
-        for i, (k, v) in enumerate(config_pairs):
-            env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = k, v
+        # A private directory per look (a deploy key may be written there), removed afterwards.
+        (self.root / "poll").mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=self.root / "poll"))
+        source = {"provider": config.provider, "config": target.config, "host": target.host,
+                  "token": self._open(config.sealed_token, TOKEN_PURPOSE),
+                  "ssh_key": self._open(config.sealed_ssh_key, SSH_PURPOSE)}
+        env = git_environment(source, work, child_environment(work, work))
         try:
             out = subprocess.run(["git", "ls-remote", "--heads", "--tags", target.url], env=env, capture_output=True,
                                  text=True, timeout=self.settings.outbound.timeout_seconds * 3, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise BuildInvalid("git ls-remote timed out") from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         if out.returncode != 0:
             raise BuildInvalid(f"git ls-remote failed: {out.stderr.strip()[:500]}")
         refs = {}
@@ -378,8 +375,9 @@ class BuildService:
         try:
             outcome = run_child(spec, work, deadline=started + timeout, should_stop=should_stop, on_output=log.write,
                                 on_revision=lambda rev: self.store.set_revision(build_id, rev),
-                                memory_bytes=settings.memory_mib << 20,
-                                max_workspace_bytes=int(settings.max_workspace_gib * (1 << 30)))
+                                memory_bytes=settings.memory_mib << 20, cpus=settings.cpus or None,
+                                max_workspace_bytes=int(settings.max_workspace_gib * (1 << 30)),
+                                storage=cache, min_free_bytes=int(settings.min_free_gib * (1 << 30)))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         if outcome.status == "stopped":
