@@ -16,8 +16,6 @@ import hashlib
 import hmac
 import json
 import re
-
-import re2
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +40,6 @@ _COMMIT_RE = re.compile(r"[0-9a-fA-F]{7,64}")
 _TOKEN_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+)\})")
 _UNSAFE_TAG_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # an invalid expression is the caller's ValueError, not a line on stderr
 _PREFIXES = (("refs/heads/", "branch"), ("refs/tags/", "tag"))
 
 
@@ -120,7 +116,17 @@ def compile_match(pattern: str) -> Any:
     expression (Python's `re` can take exponential time on some, e.g. `(a+)+b`, and rules are
     matched while a provider's webhook request waits). RE2's syntax is Python's without
     backreferences and lookaround, which branch and tag names do not need."""
-    return re2.compile(pattern, _RE2_OPTIONS)
+    import re2  # loaded with the first rule (3 MiB a registry without builds keeps)
+
+    options = re2.Options()
+    options.log_errors = False  # an invalid expression is the caller's ValueError, not a line on stderr
+    return re2.compile(pattern, options)
+
+
+def _re2_error() -> type[Exception]:
+    import re2
+
+    return re2.error  # type: ignore[no-any-return]
 
 
 def _parse_match(value: object) -> Any:
@@ -135,7 +141,7 @@ def _parse_match(value: object) -> Any:
         return compile_match(value)
     except (re.error, RecursionError) as exc:
         raise ValueError(f"match {_show(value)} is not a valid regular expression: {exc}") from None
-    except (re2.error, TypeError, OverflowError) as exc:
+    except (_re2_error(), TypeError, OverflowError) as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ValueError(f"match {_show(value)} is not a valid regular expression (RE2 syntax): {reason}") from None
 

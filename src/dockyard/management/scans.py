@@ -29,7 +29,6 @@ from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.scans import Allowed, Policy, ScanRow, ScanStore
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.scans import PullGuard, active_ids, is_allowed, summarize
-from dockyard.scan import sbom
 from dockyard.scan.codec import decode_findings, decode_inventory, finding_dict
 from dockyard.scan.model import SEVERITIES, Finding
 from dockyard.scan.purls import purl_of
@@ -179,6 +178,8 @@ class ScansService:
         record = self.content.get_manifest(repository, digest)
         if record is None:
             raise NotFound(f"{repository}@{digest} not found")
+        from dockyard.scan import sbom  # CycloneDX's library: loaded with the first SBOM
+
         subject = sbom.Subject(repository, digest, record.media_type, record.size)
         created = row.scanned_at or datetime.now(timezone.utc)
         if fmt == "cyclonedx":

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockyard.config import Settings
 from dockyard.core.access import namespace_of
@@ -33,7 +33,6 @@ from dockyard.meta.events import EventStore
 from dockyard.meta.scans import Allowed, Evaluated, Policy, ScanStore
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.uploads import UploadService
-from dockyard.scan import sbom
 from dockyard.scan.codec import (
     decode_findings,
     decode_inventory,
@@ -45,11 +44,12 @@ from dockyard.scan.codec import (
     finding_row,
     row_key,
 )
-from dockyard.scan.inventory import LayerSource, Limits, ScanFailed, Unsupported, build_inventory
-from dockyard.scan.matcher import AdvisoryIndex
 from dockyard.scan.model import SEVERITIES, Finding, severity_rank
 from dockyard.scan.vulndb import status as db_status
 from dockyard.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from dockyard.scan.matcher import AdvisoryIndex
 
 log = logging.getLogger("dockyard.scans")
 
@@ -94,6 +94,8 @@ class ScanService:
         return self.settings.vulndb_path
 
     def index(self) -> AdvisoryIndex:
+        from dockyard.scan.matcher import AdvisoryIndex
+
         return AdvisoryIndex.load(self.db_path)
 
     # -- one image -----------------------------------------------------------------------------------
@@ -117,6 +119,10 @@ class ScanService:
             kind = parsed.artifact_type or (parsed.config.media_type if parsed.config else parsed.media_type)
             self._finish(digest, repository, "unsupported", error=f"not a container image ({kind})")
             return {"status": "unsupported"}
+        # The scanner's readers (ELF, archives, package databases) are loaded with the first scan,
+        # not at start-up: a registry that never scans keeps their memory.
+        from dockyard.scan.inventory import LayerSource, Limits, ScanFailed, Unsupported, build_inventory
+
         config = self.manifests.read_config(parsed, DETAIL_CONFIG_BYTES)
         layers = layers_with_history(parsed, config)
         sources = [LayerSource(layer.digest, layer.media_type, layer.size, self._opener(layer.digest))
@@ -185,6 +191,8 @@ class ScanService:
     def push_sboms(self, repository: str, digest: str, inventory: Any) -> list[str]:
         """Push CycloneDX and SPDX SBOMs with the image as their subject, replacing the ones
         Dockyard pushed before for it."""
+        from dockyard.scan import sbom  # CycloneDX's library: loaded with the first SBOM
+
         record = self.content.get_manifest(repository, digest)
         if record is None:
             return []  # deleted from the repository meanwhile

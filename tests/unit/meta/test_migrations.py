@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from dockyard.meta.db import Database
-from dockyard.meta.migrate import upgrade
+from dockyard.meta.migrate import HEAD, alembic_config, current_revision, upgrade
 from dockyard.meta.tables import metadata
 from tests.conftest import PG_URL, _pg_database
 
@@ -21,6 +21,7 @@ def test_migrations_match_the_models(empty_db_url: str) -> None:
     db = Database(empty_db_url)
     try:
         upgrade(db)
+        assert current_revision(db) == HEAD
         upgrade(db)  # idempotent
         with db.engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -28,6 +29,13 @@ def test_migrations_match_the_models(empty_db_url: str) -> None:
         assert diff == [], f"models and migrations differ; add a migration: {diff}"
     finally:
         db.dispose()
+
+
+def test_head_is_the_newest_migration() -> None:
+    """migrate.HEAD (which lets a server skip Alembic on an up-to-date database) is Alembic's head."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config(Database("sqlite://"))).get_current_head() == HEAD
 
 
 @pytest.mark.postgres

@@ -20,9 +20,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.scan.vulndb.feeds import DEFAULT_FEEDS, FeedResult, update
-from dockyard.scan.vulndb.layout import SourceRead, read_tree
+from typing import TYPE_CHECKING, Any
+
 from dockyard.scan.vulndb.store import DbStatus, SourceStatus, status, write_sources
+
+if TYPE_CHECKING:
+    from dockyard.scan.vulndb.feeds import DEFAULT_FEEDS, FeedResult, update
+    from dockyard.scan.vulndb.layout import SourceRead
+
+# The importers and the feed downloader (httpx, every format's reader) load when first used: the
+# registry reads only the database's status at start-up.
+_LAZY = {"DEFAULT_FEEDS": "feeds", "FeedResult": "feeds", "update": "feeds", "SourceRead": "layout"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["DEFAULT_FEEDS", "DbStatus", "FeedResult", "ImportReport", "SourceRead", "SourceStatus",
            "import_paths", "status", "update"]
@@ -40,6 +56,8 @@ class ImportReport:
 def import_paths(db_path: Path, paths: Iterable[Path]) -> ImportReport:
     """Import every source found under `paths` into the database at `db_path`, replacing those
     sources' previous records, in one atomic replacement of the file."""
+    from dockyard.scan.vulndb.layout import read_tree
+
     started = time.perf_counter()
     tree = read_tree([Path(p) for p in paths])
     db_id = write_sources(Path(db_path), tree.sources.values()) if tree.sources else ""
