@@ -44,13 +44,13 @@ def _explain(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _services(settings: Settings) -> Any:
+def _services(settings: Settings, long_running: bool = False) -> Any:
     from dockyard.app import build_services
-    from dockyard.meta.migrate import upgrade
+    from dockyard.meta.migrate import upgrade, upgrade_apart
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = build_services(settings)
-    upgrade(services.db)
+    (upgrade_apart if long_running else upgrade)(services.db)
     _prepare_store(services)
     return services
 
@@ -99,7 +99,7 @@ def serve(ctx: click.Context, listen: str | None, data_dir: Path | None) -> None
     _tune_malloc()
     logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    services = _services(settings)
+    services = _services(settings, long_running=True)
     _bootstrap_admin(settings, services)
     services.db.dispose()
     worker_settings = settings.model_copy(update={"admin_password": None})
@@ -454,7 +454,7 @@ def worker(ctx: click.Context, concurrency: int | None, data_dir: Path | None, l
         # (app.py): GC in another process would leave them stale. Its jobs run inside serve.
         raise click.ClickException("with SQLite, jobs run inside `dockyard serve` (jobs.embedded_worker); "
                                    "`dockyard worker` is for PostgreSQL (database.url)")
-    services = _services(settings)
+    services = _services(settings, long_running=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -56,3 +56,19 @@ def upgrade(db: Database) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+
+def upgrade_apart(db: Database) -> None:
+    """`upgrade` in a child process, for the long-running ones (`dockyard serve`, `dockyard
+    worker`): Alembic, Mako and what a migration allocates never enter the server's memory. The
+    URL goes through standard input (it may hold a password: never on a command line)."""
+    if current_revision(db) == HEAD:
+        return
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom dockyard.meta.db import Database\nfrom dockyard.meta.migrate import upgrade\n"
+            "db = Database(sys.stdin.read())\nupgrade(db)\ndb.dispose()\n")
+    done = subprocess.run([sys.executable, "-c", code], input=db.url, text=True, capture_output=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the database migration failed: {done.stderr.strip()[-2000:]}")
