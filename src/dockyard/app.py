@@ -272,7 +272,8 @@ def make_worker(services: Services, holder: str, concurrency: int) -> Worker:
                # Builds whose job ended without them (their worker died in the last attempt).
                ("stranded builds", 5.0, services.builds.fail_stranded),
                ("build hook deliveries purge", 3600.0,
-                lambda: services.builds.store.purge_deliveries(settings.jobs.retention_seconds))],
+                lambda: services.builds.store.purge_deliveries(settings.jobs.retention_seconds)),
+               ("builds purge", 3600.0, lambda: services.builds.store.purge(settings.builds.retention_days * 86400))],
         listen_url=services.db.listen_url())
 
 

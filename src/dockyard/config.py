@@ -214,6 +214,8 @@ class BuildSettings(_Section):
     max_workspace_gib: float = Field(20.0, gt=0, description="A build whose work directory (the clone, temporary "
                                      "files) grows past this is stopped and failed.")
     poll_seconds: int = Field(30, ge=5, description="How often configurations with polling are looked at.")
+    retention_days: int = Field(90, ge=1, description="Finished builds (and their logs) older than this are "
+                                "forgotten; the images they pushed stay.")
 
 
 class OutboundSettings(_Section):

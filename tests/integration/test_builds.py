@@ -34,7 +34,8 @@ from dockyard.app import Services, build_services, create_app, job_services
 from dockyard.config import Settings, load_settings
 from dockyard.jobs.kinds import build_kinds
 from dockyard.meta.db import utcnow
-from dockyard.meta.tables import build_configs, events
+from dockyard.meta.tables import build_configs, build_log_chunks, events
+from dockyard.meta.tables import builds as builds_table
 from dockyard.meta.webhooks import WEBHOOK_DELIVER
 from dockyard.registry.builds import MAX_HOOK_BODY, job_kind, worker_kinds
 from tests.conftest import ADMIN, basic
@@ -603,6 +604,28 @@ def test_a_build_whose_job_ended_without_it_is_failed_never_left_running(app_cli
     assert sorted((d["build"], d["status"], d["error"]) for d in details) == [
         (queued, "failed", "the worker running it stopped answering"),
         (running, "failed", "the worker running it stopped answering")]
+
+
+def test_finished_builds_are_forgotten_after_their_retention(app_client: TestClient, services: Services) -> None:
+    c = app_client
+    namespace(c)
+    configure(c)
+    old, recent, waiting = (c.post(f"{API}/repositories/team/app/builds", json={"ref": sha(x)}).json()["id"]
+                            for x in ("o", "n", "w"))
+    store = services.builds.store
+    for build_id in (old, recent):
+        store.append_log(build_id, "a line\n")
+        assert store.finish(build_id, "succeeded", digest="sha256:" + "0" * 64) is not None
+    with services.db.write() as conn:
+        conn.execute(update(builds_table).where(builds_table.c.id == old)
+                     .values(finished_at=utcnow() - timedelta(days=91)))
+    assert store.purge(90 * 86400) == 1
+    assert c.get(f"{API}/builds/{old}").status_code == 404
+    assert store.log(old) == ("", 0)
+    assert c.get(f"{API}/builds/{recent}").json()["status"] == "succeeded"
+    assert c.get(f"{API}/builds/{waiting}").json()["status"] == "queued"  # not finished: kept
+    with services.db.read() as conn:
+        assert conn.execute(select(build_log_chunks.c.build_id).where(build_log_chunks.c.build_id == old)).first() is None
 
 
 # --- polling ---------------------------------------------------------------------------------------------------

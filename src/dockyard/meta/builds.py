@@ -281,3 +281,11 @@ class BuildStore:
         cutoff = utcnow() - timedelta(seconds=older_than_seconds)
         with self.db.write() as conn:
             return int(conn.execute(delete(build_hook_deliveries).where(build_hook_deliveries.c.received_at < cutoff)).rowcount)
+
+    def purge(self, older_than_seconds: float) -> int:
+        """Forget finished builds older than that, with their logs (`builds.retention_days`)."""
+        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+        with self.db.write() as conn:
+            old = select(builds.c.id).where(builds.c.status.in_(DONE), builds.c.finished_at < cutoff).scalar_subquery()
+            conn.execute(delete(build_log_chunks).where(build_log_chunks.c.build_id.in_(old)))
+            return int(conn.execute(delete(builds).where(builds.c.status.in_(DONE), builds.c.finished_at < cutoff)).rowcount)
