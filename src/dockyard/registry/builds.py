@@ -20,6 +20,7 @@ build as a job.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -45,6 +46,8 @@ from dockyard.meta.events import EventStore
 from dockyard.outbound import git as outbound_git
 from dockyard.outbound.client import resolve
 from dockyard.outbound.guard import AddressPolicy
+
+log = logging.getLogger(__name__)
 
 TOKEN_PURPOSE = "build-source-token"
 SSH_PURPOSE = "build-ssh-key"
@@ -282,7 +285,10 @@ class BuildService:
             seen = config.poll_state
             for ref, sha in refs.items():
                 if seen is not None and seen.get(ref) != sha:  # the first look only records the refs
-                    started += len(self.start(config, ref, sha, trigger="poll", actor="polling"))
+                    try:
+                        started += len(self.start(config, ref, sha, trigger="poll", actor="polling"))
+                    except BuildInvalid as exc:  # one ref that cannot be built does not stop the others
+                        log.warning("polling %s: %s: %s", config.repository, ref, exc)
             self.store.set_poll_state(config.id, refs)
         return {"looked": looked, "started": started}
 

@@ -15,7 +15,7 @@ from dockyard.api.management import build_schemas as bs
 from dockyard.api.management.openapi import Endpoint, path_id
 from dockyard.api.threads import run_sync
 from dockyard.management.service import ManagementService
-from dockyard.registry.builds import MAX_HOOK_BODY, BuildService, HookRefused
+from dockyard.registry.builds import MAX_HOOK_BODY, BuildInvalid, BuildService, HookRefused
 
 if TYPE_CHECKING:
     from dockyard.api.management.routes import Call
@@ -120,6 +120,8 @@ class BuildEndpoints:
                     result = builds.receive_hook(config, request.headers, body)
                 except HookRefused as exc:
                     return _answer(exc.status, str(exc))
+                except BuildInvalid as exc:  # signed and a push, but nothing can be built of it
+                    return _answer(422, str(exc))
                 return JSONResponse({"note": result.note, "builds": [b.id for b in result.builds]},
                                     status_code=202 if result.builds else 200)
 
