@@ -403,3 +403,13 @@ def skip_without_browser() -> None:
         pytest.skip(chromium_missing_reason() or "", allow_module_level=True)
     if not running_in_ci():
         pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
+
+
+def log_in(page: Any, username: str, password: str, go: bool = True) -> None:
+    """Sign in through the console's login form (`go`: open it first) and wait to leave it."""
+    if go:
+        page.goto("/console/login")
+    page.locator("input[name=username]").fill(username)
+    page.locator("input[name=password]").fill(password)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))

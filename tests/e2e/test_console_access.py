@@ -27,6 +27,7 @@ import pytest
 from tests.conftest import ServerProcess
 from tests.e2e.access_helpers import stores
 from tests.e2e.browser import (
+    log_in,
     skip_without_browser,
     EXPECT_TIMEOUT_MS,
     OCI_CONFIG,
@@ -217,11 +218,7 @@ def by_testid(testid: str) -> Any:
 
 
 def login_with_mouse(page: Any, srv: ServerProcess) -> None:
-    page.goto("/console/login")
-    page.locator("input[name=username]").fill(srv.user)
-    page.locator("input[name=password]").fill(srv.password)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))
+    log_in(page, srv.user, srv.password)
 
 
 def clipboard(page: Any) -> str:

@@ -32,6 +32,7 @@ import pytest
 from tests.conftest import ServerProcess
 from tests.e2e.access_helpers import Clients, private_clients
 from tests.e2e.browser import (
+    log_in,
     skip_without_browser,
     EXPECT_TIMEOUT_MS,
     HUMAN_SIZE,
@@ -196,10 +197,7 @@ def _flow(context: Any, page: Any, watch: PageWatch, srv: ServerProcess, registr
     wait_for_path(page, "/console/login")
     expect(page.locator("html")).to_have_attribute("lang", "en", timeout=EXPECT_TIMEOUT_MS)
     shot("01-login")
-    page.locator("input[name=username]").fill(srv.user)
-    page.locator("input[name=password]").fill(srv.password)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))
+    log_in(page, srv.user, srv.password, go=False)
     expect(page.get_by_test_id("logout")).to_be_visible(timeout=EXPECT_TIMEOUT_MS)
     session = [c for c in context.cookies() if c["httpOnly"]]
     assert session, f"no HttpOnly cookie after logging in: {context.cookies()}"

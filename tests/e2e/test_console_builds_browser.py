@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import ServerProcess, free_port
 from tests.e2e.browser import (
+    log_in,
     skip_without_browser,
     EXPECT_TIMEOUT_MS,
     PageWatch,
@@ -89,11 +90,7 @@ def _flow(page: Any, watch: PageWatch, srv: ServerProcess, api: httpx.Client, re
         screenshot(page, name)
         watch.check_layout(page, name)
 
-    page.goto("/console/login")
-    page.locator("input[name=username]").fill(srv.user)
-    page.locator("input[name=password]").fill(srv.password)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))
+    log_in(page, srv.user, srv.password)
 
     # The tab, from the repository's overview; no configuration yet.
     page.goto(f"/console/repo/{REPO}")

@@ -19,6 +19,7 @@ from dockyard.meta.jobs import JobStore
 from dockyard.meta.tables import blobs
 from tests.conftest import ServerProcess, free_port
 from tests.e2e.browser import (
+    log_in,
     skip_without_browser,
     EXPECT_TIMEOUT_MS,
     browsing_on,
@@ -67,11 +68,7 @@ def test_jobs_page_runs_gc_shows_progress_and_cancels(browser: Any, jobs_server:
                                       "created_at": old} for _ in range(GARBAGE)])
     jobs = JobStore(db)
     with browsing_on(browser, jobs_server.url) as (_context, page, watch), screenshot_on_failure(page, "jobs"):
-        page.goto("/console/login")
-        page.locator("input[name=username]").fill(jobs_server.user)
-        page.locator("input[name=password]").fill(jobs_server.password)
-        page.get_by_test_id("login-submit").click()
-        page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))
+        log_in(page, jobs_server.user, jobs_server.password)
         page.get_by_test_id("nav-jobs").click()
         page.wait_for_url(lambda url: path_of(url) == "/console/jobs")
 

@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import ServerProcess
 from tests.e2e.browser import (
+    log_in,
     skip_without_browser,
     EXPECT_TIMEOUT_MS,
     OCI_CONFIG,
@@ -141,11 +142,7 @@ def _flow(page: Any, watch: PageWatch, srv: ServerProcess, registry: Registry) -
         screenshot(page, name)
         watch.check_layout(page, name)
 
-    page.goto("/console/login")
-    page.locator("input[name=username]").fill(srv.user)
-    page.locator("input[name=password]").fill(srv.password)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))
+    log_in(page, srv.user, srv.password)
 
     # A namespace whose pushes are not scanned (the test writes the scan), with one allowlisted CVE.
     page.goto("/console/namespaces")

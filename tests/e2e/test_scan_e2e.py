@@ -157,7 +157,7 @@ def _with_token(server: ServerProcess, path: str, repo: str) -> httpx.Response:
 
 def _console(server: ServerProcess, digest: str) -> None:
     """The finding in the console's Security tab, in a real browser (Debian's chromium)."""
-    from tests.e2e.browser import chromium_browser, chromium_missing_reason, new_context, path_of, running_in_ci, screenshot
+    from tests.e2e.browser import chromium_browser, chromium_missing_reason, log_in, new_context, running_in_ci, screenshot
 
     if chromium_missing_reason() and not running_in_ci():
         return  # the browser suites skip the same way outside CI
@@ -167,11 +167,7 @@ def _console(server: ServerProcess, digest: str) -> None:
         context = new_context(browser, server.url)
         try:
             page = context.new_page()
-            page.goto("/console/login")
-            page.locator("input[name=username]").fill(server.user)
-            page.locator("input[name=password]").fill(server.password)
-            page.get_by_test_id("login-submit").click()
-            page.wait_for_url(lambda url: not path_of(url).startswith("/console/login"))
+            log_in(page, server.user, server.password)
             page.goto("/console/repo/sec/app/-/versions/1.0/security")
             row = page.locator("[data-testid=finding-row][data-id=CVE-2023-43804]")
             expect(row).to_have_count(1, timeout=15_000)
