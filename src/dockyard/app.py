@@ -23,6 +23,7 @@ from dockyard.api.distribution.context import RegistryContext
 from dockyard.api.distribution.router import RegistryAPI
 from dockyard.api.management.builds import BuildEndpoints
 from dockyard.api.management.routes import ManagementAPI
+from dockyard.api.search import StarEndpoints, search_route
 from dockyard.api.management.scans import ScanEndpoints
 from dockyard.api.management.webhooks import WebhookEndpoints
 from dockyard.api.token import TokenEndpoint
@@ -51,6 +52,7 @@ from dockyard.meta.leases import node_holder
 from dockyard.meta.namespaces import NamespaceStore
 from dockyard.meta.queries import ManagementQueries
 from dockyard.meta.scans import ScanStore
+from dockyard.meta.search import SearchStore
 from dockyard.meta.sessions import SessionStore
 from dockyard.meta.uploads import UploadStore
 from dockyard.meta.users import UserStore
@@ -196,7 +198,7 @@ def build_services(settings: Settings) -> Services:
         users=users, namespaces=namespaces, credentials=credentials, audit=audit, auth=services.auth,
         queries=ManagementQueries(db), temp_password_ttl=settings.auth.temp_password_ttl_seconds,
         repositories_deleted=repositories_deleted, logins_ended=services.sessions.end_for_user,
-        dispatch_events=events.dispatch_all, webhooks=webhooks, builds=services.builds)
+        dispatch_events=events.dispatch_all, webhooks=webhooks, builds=services.builds, search=SearchStore(db))
     services.images = ImagesService(
         content=content, manifests=services.manifests, versions=VersionStore(db), auth=services.auth,
         activity_flush=services.activity.flush)
@@ -354,7 +356,9 @@ def create_app(settings: Settings, services: Services | None = None) -> "Dockyar
             Route("/auth/token", token.handle, methods=["GET", "POST"]),
             Mount("/api/v1", routes=ManagementAPI(services.management, services.auth, jobs_service, ScanEndpoints(
                 services.scan_reports, lambda: vulndb_report(settings, services.scan_store)),
-                WebhookEndpoints(services.management), BuildEndpoints(services.management, services.builds)).routes()),
+                WebhookEndpoints(services.management), BuildEndpoints(services.management, services.builds),
+                StarEndpoints(services.management)).routes()),
+            search_route(services.management, services.auth),
         ],
         lifespan=lifespan,
     )

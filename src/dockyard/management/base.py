@@ -21,6 +21,7 @@ from dockyard.meta.audit import AuditStore
 from dockyard.meta.credentials import CredentialStore, Robot, TempPassword
 from dockyard.meta.namespaces import Namespace, NamespaceStore
 from dockyard.meta.queries import ManagementQueries
+from dockyard.meta.search import SearchStore
 from dockyard.meta.users import User, UserStore
 from dockyard.registry.builds import BuildService
 from dockyard.registry.webhooks import WebhookService
@@ -153,7 +154,8 @@ class _ServiceBase:
                  repositories_deleted: Callable[[list[str]], None] = lambda names: None,
                  logins_ended: Callable[[str], object] = lambda username: None,
                  dispatch_events: Callable[[], object] = lambda: None,
-                 webhooks: WebhookService | None = None, builds: BuildService | None = None) -> None:
+                 webhooks: WebhookService | None = None, builds: BuildService | None = None,
+                 search: SearchStore | None = None) -> None:
         self.users = users
         self.namespaces = namespaces
         self.credentials = credentials
@@ -172,6 +174,8 @@ class _ServiceBase:
         self.webhooks = webhooks
         # Automated builds (registry/builds.py); None: not offered (management/builds.py).
         self.builds = builds
+        # Repository search and stars (meta/search.py; management/search.py).
+        self.search_store = search
 
     def _record(self, actor: Actor, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
         self.audit.record(actor.name, action, target, detail, actor.remote)

@@ -10,6 +10,7 @@ Every method takes the acting `Actor` first and raises the errors of `management
 - Webhooks: owners and administrators only, reading included.
 - Builds: owners and administrators configure them; those who may push start and cancel them;
   members read their history and logs (management/builds.py).
+- Search (`docker search`): anyone, over the repositories they may pull; stars: signed-in users.
 - Robots and temporary-password logins may only read (`Actor.read_only`).
 - After a change of roles, visibility, credentials or users the cached access decisions are
   dropped (`AuthService.forget_access`), so the next token request sees the change.
@@ -38,6 +39,7 @@ from dockyard.management.builds import BuildUseCases
 from dockyard.management.credentials import MAX_PATTERN, MAX_TTL, MIN_TTL, ROBOT_NAME_RE, CredentialUseCases
 from dockyard.management.namespaces import RESERVED_NAMESPACES, NamespaceUseCases
 from dockyard.management.repositories import RepositoryUseCases
+from dockyard.management.search import SearchUseCases
 from dockyard.management.users import USERNAME_RE, UserUseCases
 from dockyard.management.webhooks import WebhookUseCases
 
@@ -50,7 +52,7 @@ __all__ = [
 
 
 class ManagementService(NamespaceUseCases, RepositoryUseCases, CredentialUseCases, UserUseCases, WebhookUseCases,
-                        BuildUseCases):
+                        BuildUseCases, SearchUseCases):
     """All the management use-cases over one set of stores (the constructor is `_ServiceBase`'s);
     each resource's methods live in its own module: namespaces (and members), repositories (and
     tags), credentials (registry password, temporary passwords, robots), users (and whoami, audit),

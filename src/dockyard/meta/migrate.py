@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 # The newest revision in migrations/versions (tests/unit/meta/test_migrations.py checks it is
 # Alembic's head): a database already there is not migrated, and Alembic (with Mako, ~12 MiB) is
 # not even loaded into a server that starts on an up-to-date database.
-HEAD = "0011"
+HEAD = "0012"
 
 
 MIGRATION_LOCK = 0x646F636B  # "dock": the PostgreSQL advisory lock key migrations hold

@@ -504,3 +504,13 @@ build_hook_deliveries = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Index("ix_build_hook_deliveries_received", "received_at"),
 )
+
+# A user's star on a repository (meta/search.py): `docker search`'s star_count counts them.
+repository_stars = Table(
+    "repository_stars",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_repository_stars_user", "user_id"),
+)

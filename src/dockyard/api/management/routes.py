@@ -24,6 +24,7 @@ from dockyard.api.management.openapi import Endpoint, build_openapi, path_id
 from dockyard.api.management.scans import ScanEndpoints
 from dockyard.api.management.webhooks import WebhookEndpoints
 from dockyard.api.credentials import basic_credentials, client_address
+from dockyard.api.search import StarEndpoints
 from dockyard.api.threads import run_sync
 from dockyard.auth.policy import Principal
 from dockyard.auth.service import AuthService
@@ -72,9 +73,10 @@ class Call:
 class ManagementAPI:
     def __init__(self, service: ManagementService, auth: AuthService, jobs: JobsService | None = None,
                  scans: ScanEndpoints | None = None, webhooks: WebhookEndpoints | None = None,
-                 builds: BuildEndpoints | None = None) -> None:
+                 builds: BuildEndpoints | None = None, stars: StarEndpoints | None = None) -> None:
         self.service = service
         self.builds = builds
+        self.stars = stars
         self.auth = auth
         self.jobs = jobs
         self.scans = scans
@@ -455,6 +457,7 @@ class ManagementAPI:
               query=s.PageQuery, response=s.TagList, params=repo),
             *(self.scans.repository_endpoints() if self.scans else []),
             *(self.builds.repository_endpoints() if self.builds else []),
+            *(self.stars.repository_endpoints() if self.stars else []),
             E("GET", "/repositories/{name:path}", self.get_repository, "Get a repository", "repositories",
               response=s.RepositoryOut, params=repo),
             E("PATCH", "/repositories/{name:path}", self.update_repository, "Change a repository", "repositories",
