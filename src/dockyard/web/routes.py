@@ -77,6 +77,7 @@ def console_routes(settings: Settings, auth: AuthService, sessions: SessionStore
             Route("/namespaces/{name}/webhooks/{id}/ping", r(hooks.ping), methods=post),
             Route("/namespaces/{name}/webhooks/{id}/deliveries/{delivery}/redeliver", r(hooks.redeliver), methods=post),
             Route("/repositories", r(repos.index), methods=get),
+            Route("/search", r(repos.search), methods=get),
             Route("/repositories", r(repos.create), methods=post),
             # A repository's Builds tab (before /repo/{path:path}, which would take these paths too).
             Route("/repo/{name:path}/-/builds", r(builds.tab), methods=get),

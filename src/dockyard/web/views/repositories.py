@@ -16,6 +16,7 @@ from dockyard.web.views.security import SecurityViews
 from dockyard.web.views.versions import VersionViews
 
 PAGE = 50
+SEARCH_PAGE = 25
 
 
 class RepositoryViews:
@@ -74,6 +75,8 @@ class RepositoryViews:
             return self.update(ctx, name)
         if parts == ["delete"] and post:
             return self.delete(ctx, name)
+        if parts == ["star"] and post:
+            return self.star(ctx, name)
         return self._not_found(ctx)
 
     def _security(self, ctx: Ctx, name: str, reference: str, rest: list[str], post: bool) -> Response:
@@ -110,8 +113,26 @@ class RepositoryViews:
         if ctx.htmx and ctx.request.headers.get("hx-target") == "commands":
             return self.c.render(ctx, "_commands.html", addresses=found, address=chosen, commands=cmds, **header)
         latest = self.images.versions(ctx.actor, name, sort="pushed", order="desc", per_page=5)
+        stars, starred = self.m.stars(ctx.actor, name)
         return self.c.render(ctx, "repository.html", tab="overview", addresses=found, address=chosen, commands=cmds,
-                             latest=latest, **header)
+                             latest=latest, stars=stars, starred=starred, can_star=not ctx.actor.read_only, **header)
+
+    def star(self, ctx: Ctx, name: str) -> Response:
+        """Star the repository (or, with on=0, take the star back)."""
+        on = ctx.field("on") != "0"
+        self.m.star(ctx.actor, name, on)
+        ctx.flash("ok", ctx._("Starred %(name)s.", name=name) if on else ctx._("Star taken back from %(name)s.", name=name))
+        return self.c.redirect(repo_url(name))
+
+    def search(self, ctx: Ctx) -> Response:
+        """Search as `docker search` does: exact names first, then name prefixes, then descriptions."""
+        q = ctx.arg("q").strip()
+        try:
+            page_number = max(1, int(ctx.arg("page") or 1))
+        except ValueError:
+            page_number = 1
+        found = self.m.search(ctx.actor, q, SEARCH_PAGE, page_number) if q else None
+        return self.c.render(ctx, "search.html", q=q, found=found)
 
     def settings_page(self, ctx: Ctx, name: str) -> Response:
         return self.c.render(ctx, "repository_settings.html", tab="settings", **self._header(ctx, name))
