@@ -100,6 +100,8 @@ class TokenEndpoint:
             return _invalid_scope("a management token is issued for credentials, not for a refresh token")
         if principal is None:
             return _unauthorized("a management token needs credentials")
+        if principal.is_build_credential:
+            return _unauthorized("a build's push credential is for the registry only")
         token, ttl = self.auth.issue_management(principal)
         return _json({"token": token, "access_token": token, "expires_in": ttl, "issued_at": _now(),
                       "scope": MANAGEMENT_SCOPE})

@@ -37,6 +37,11 @@ class Principal:
         return self.user.username if self.user is not None else ""
 
     @property
+    def is_build_credential(self) -> bool:
+        """A build's push credential (auth/service.py `_build_login`): a robot with no row."""
+        return self.robot is not None and self.robot.id == 0
+
+    @property
     def is_admin(self) -> bool:
         return self.user is not None and self.user.is_admin and not self.user.disabled and self.temp is None
 
