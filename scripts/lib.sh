@@ -36,7 +36,8 @@ ensure_build_user() {  # the unprivileged user builds run as (builds.run_as: aut
     useradd --create-home --shell /usr/sbin/nologin dockyard-builder
   fi
   for f in /etc/subuid /etc/subgid; do  # useradd adds them where login.defs says so; else the next free range
-    grep -q '^dockyard-builder:' "$f" 2>/dev/null ||
-      awk -F: 'BEGIN{n=100000} NF==3 && $2+$3>n {n=$2+$3} END{print "dockyard-builder:" n ":65536"}' "$f" 2>/dev/null >> "$f"
+    touch "$f"
+    grep -q '^dockyard-builder:' "$f" ||
+      awk -F: 'BEGIN{n=100000} NF==3 && $2+$3>n {n=$2+$3} END{print "dockyard-builder:" n ":65536"}' "$f" >> "$f"
   done
 }
