@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from starlette.testclient import TestClient
 
 from dockyard.config import Settings, load_settings
 from dockyard.jobs.kinds import SCAN_REEVALUATE
 from dockyard.meta.scans import SCAN_IMAGE
+from dockyard.meta.tables import scans
 from dockyard.scan.vulndb import import_paths
 from dockyard.storage.layout import blob_path
 from tests.integration.helpers import descriptor, dumps, image_manifest, push_blob, put_manifest, run_jobs, sha256
@@ -211,6 +213,11 @@ def test_an_index_fans_out_to_its_platforms(app_client: TestClient, services: An
     assert doc["summary"] == platforms["linux/amd64"]["summary"] or sum(doc["summary"].values()) >= 1
     packages = app_client.get("/api/v1/repositories/multi/app/manifests/1.0/packages").json()
     assert {p["platform"] for p in packages["platforms"]} == {"linux/amd64", "linux/arm64"}
+    # A platform never scanned (its row gone): the index is not_scanned, as in the console, not done.
+    with services.db.write() as conn:
+        conn.execute(delete(scans).where(scans.c.digest == arm))
+    doc = vulns(app_client, "multi/app", "1.0")
+    assert doc["status"] == "not_scanned", [p["status"] for p in doc["platforms"]]
 
 
 def test_a_new_advisory_database_flags_stored_images_without_reading_their_layers(

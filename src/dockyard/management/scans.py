@@ -149,9 +149,9 @@ class ScansService:
                 combined[k] += v
         platforms = [{"platform": r.platform, **report_json(r)} for r in reports]
         statuses = [p["status"] for p in platforms]
-        status = next((s for s in ("running", "queued", "failed") if s in statuses), "done" if statuses else "unsupported")
-        if statuses and all(s == "unsupported" for s in statuses):
-            status = "unsupported"
+        # The same rule as the console's versions list and Security tab: a platform never scanned
+        # makes the index "not_scanned", not "done".
+        status = combined_status(statuses) if statuses else "unsupported"
         row = self.store.get(digest)
         return {"digest": digest, "status": status, "summary": combined,
                 "scanned_at": row.scanned_at.isoformat() if row and row.scanned_at else None,
