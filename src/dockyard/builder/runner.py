@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.builder.gitenv import git_environment
+from dockyard.builder.process import descendants
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -101,6 +102,27 @@ def confine(spec: dict[str, Any]) -> None:
         pass
     if os.getppid() == 1:  # the parent died before the request took effect
         sys.exit(1)
+
+
+def kill_everything(spec: dict[str, Any]) -> None:
+    """On SIGTERM (the worker died: PR_SET_PDEATHSIG, or it stops the build): every process of the
+    build, then this one. Not only the process group: buildah's rootless and RUN processes may
+    start sessions of their own, but they stay descendants (this process is their subreaper) and in
+    the build's cgroups; nobody else is left to kill them once the worker is gone."""
+    me = os.getpid()
+    targets = set(descendants(me))
+    for path in spec.get("cgroups", []):
+        try:
+            targets |= {int(p) for p in Path(path, "cgroup.procs").read_text().split()}
+        except (OSError, ValueError):
+            pass
+    targets.discard(me)
+    for pid in targets:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os.killpg(0, signal.SIGKILL)  # the group, this process too
 
 
 def git_env(spec: dict[str, Any], home: Path) -> dict[str, str]:
@@ -215,7 +237,7 @@ def main() -> int:
     options = parser.parse_args()
     result = os.fdopen(options.result_fd, "w")
     spec = json.load(sys.stdin)
-    signal.signal(signal.SIGTERM, lambda *_: (os.killpg(0, signal.SIGKILL)))  # the whole group, this process too
+    signal.signal(signal.SIGTERM, lambda *_: kill_everything(spec))
     confine(spec)
     work = Path(spec["workdir"])
     home = work / "home"
