@@ -85,12 +85,16 @@ def _scenario(server: ServerProcess, tmp_path: Path) -> None:
         assert ssh["layer"] == layers[0] and ssh["severity"] in ("critical", "high", "medium", "low", "unknown")
         assert "CVE-2023-43804" not in found  # no PyPI advisories yet
 
-        # The SBOM is a referrer of the image: what `oras discover` lists.
-        referrers = httpx.get(f"{server.url}/v2/sec/app/referrers/{digest}", auth=(server.user, server.password),
-                              params={"artifactType": CYCLONEDX}, timeout=30)
-        if referrers.status_code == 401:  # token auth: the referrers API behind a bearer token
-            referrers = _with_token(server, f"/v2/sec/app/referrers/{digest}?artifactType={CYCLONEDX}", "sec/app")
-        assert [m["artifactType"] for m in referrers.json()["manifests"]] == [CYCLONEDX]
+        # The SBOM is a referrer of the image: what `oras discover` lists. It is pushed right after
+        # the report is recorded (the report does not wait for it), so it may take a moment.
+        def cyclonedx_referrers() -> list[str]:
+            referrers = httpx.get(f"{server.url}/v2/sec/app/referrers/{digest}", auth=(server.user, server.password),
+                                  params={"artifactType": CYCLONEDX}, timeout=30)
+            if referrers.status_code == 401:  # token auth: the referrers API behind a bearer token
+                referrers = _with_token(server, f"/v2/sec/app/referrers/{digest}?artifactType={CYCLONEDX}", "sec/app")
+            return [m["artifactType"] for m in referrers.json()["manifests"]]
+
+        assert wait_for(cyclonedx_referrers, bool, 15) == [CYCLONEDX]
         if shutil.which("oras"):
             out = subprocess.run(["oras", "discover", "--plain-http", "-u", server.user, "-p", server.password,
                                   f"{server.address}/sec/app@{digest}"], capture_output=True, text=True, timeout=60)
